@@ -1,0 +1,47 @@
+"""beautyspot: one decorator for heavy, slow or paid batch work.
+
+>>> import tempfile, beautyspot as bs
+>>> spot = bs.Spot("example", db=tempfile.mkdtemp() + "/example.db")
+>>> @spot.mark(version="v1")
+... def shout(text):
+...     return text.upper() + "!"
+>>> shout("hello")
+'HELLO!'
+"""
+
+from beautyspot.cachekey import KeyGen
+from beautyspot.db import TaskDB
+from beautyspot.errors import (
+    BeautyspotError,
+    BeautyspotWarning,
+    CacheKeyError,
+    ConfigurationError,
+    NotSupportedError,
+    SerializationError,
+    StorageError,
+)
+from beautyspot.limiter import Limiter
+from beautyspot.serializer import Serializer
+from beautyspot.spot import MarkedFunction, Project, Spot
+from beautyspot.storage import BlobStorageBase
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BeautyspotError",
+    "BeautyspotWarning",
+    "BlobStorageBase",
+    "CacheKeyError",
+    "ConfigurationError",
+    "KeyGen",
+    "Limiter",
+    "MarkedFunction",
+    "NotSupportedError",
+    "Project",
+    "SerializationError",
+    "Serializer",
+    "Spot",
+    "StorageError",
+    "TaskDB",
+    "__version__",
+]

@@ -1,0 +1,360 @@
+"""What one call of a marked function does; sync and async share this one path.
+
+The flow (DESIGN.md §2) is written once, as a generator of *steps*. Each step names a wait the
+flow needs: read the TaskDB, do blocking I/O, wait for another caller computing the same key, or
+run the user's function. Two small drivers carry the steps out: the sync one calls and blocks;
+the async one awaits, running blocking I/O in a worker thread so the event loop never stalls.
+That way the rules (what is a hit, when a record is written, who runs once) cannot drift
+between sync and async code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import reprlib
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Generator, Mapping
+from contextlib import closing, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from beautyspot import cachekey
+from beautyspot.db.base import BLOB, INLINE, FailureRecord, TaskRecord
+from beautyspot.errors import (
+    BeautyspotWarning,
+    CacheKeyError,
+    NotSupportedError,
+    SerializationError,
+)
+from beautyspot.inflight import Outcome
+
+if TYPE_CHECKING:
+    from beautyspot.spot import Spot
+
+__all__ = ["MarkOptions", "MarkedCall"]
+
+#: Step kinds a driver understands.
+READ = "read"  # a TaskDB read: cheap when the backend says ``local_reads``
+IO = "io"  # blocking I/O: blob load/save, TaskDB writes
+WAIT = "wait"  # another caller's computation of the same key
+RUN = "run"  # the user's function
+
+Step = tuple[str, Any]
+Steps = Generator[Step, Any, Any]
+
+_MISS = object()
+_PREVIEW_CHARS = 200
+_preview_repr = reprlib.Repr()
+_preview_repr.maxstring = 80
+_preview_repr.maxother = 80
+
+
+def checksum_of(data: bytes) -> str:
+    """Integrity tag of stored bytes, algorithm-prefixed so it can change later.
+
+    >>> checksum_of(b"abc")[:16]
+    'sha256:ba7816bf8'
+    """
+    # sha256 over blake2b: both detect tampering, and sha256 is hardware-accelerated on
+    # current CPUs, which matters for megabyte blobs checked on every hit.
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def preview_of(arguments: Mapping[str, Any]) -> str:
+    """A short, human-readable view of a call's arguments for the dashboard and failures.
+
+    >>> preview_of({"text": "A", "n": list(range(100))})
+    "text='A', n=[0, 1, 2, 3, 4, 5, ...]"
+    """
+    parts = []
+    for name, value in arguments.items():
+        try:
+            shown = _preview_repr.repr(value)
+        except Exception:  # a user's __repr__ may raise; the preview is only a hint
+            shown = f"<{type(value).__qualname__}>"
+        parts.append(f"{name}={shown}")
+    text = ", ".join(parts)
+    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 3] + "..."
+
+
+@dataclass(frozen=True)
+class MarkOptions:
+    """Per-function settings given to ``spot.mark``, already validated."""
+
+    save_blob: bool | None
+    input_key_fn: Callable[..., Any] | None
+    version: str | None
+    content_type: str | None
+    retention_seconds: float | None
+    ignore: frozenset[str]
+
+
+@dataclass(frozen=True)
+class BoundCall:
+    """One call's arguments and the keys derived from them."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    arguments: Mapping[str, Any]
+    input_id: str
+    cache_key: str
+
+
+class MarkedCall:
+    """Everything a marked function needs per call, prepared once at decoration time."""
+
+    def __init__(self, spot: Spot, func: Callable[..., Any], options: MarkOptions) -> None:
+        self.spot = spot
+        self.func = func
+        self.options = options
+        self.func_id = cachekey.function_id(func)
+        self.signature = inspect.signature(func)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> BoundCall:
+        """Bind a call to the signature (defaults applied) and derive its keys."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        if self.options.ignore:
+            arguments = {k: v for k, v in arguments.items() if k not in self.options.ignore}
+        if self.options.input_key_fn is not None:
+            custom_key = self.options.input_key_fn(*args, **kwargs)
+            try:
+                input_id = cachekey.input_id({"input_key_fn": custom_key})
+            except CacheKeyError as exc:
+                raise CacheKeyError(
+                    f"the input_key_fn of {self.func_id} returned a value that cannot be keyed; "
+                    f"return a str, bytes, number or a tuple of them ({exc})"
+                ) from None
+        else:
+            input_id = cachekey.input_id(arguments)
+        key = cachekey.cache_key(self.func_id, self.options.version, input_id)
+        return BoundCall(args, kwargs, arguments, input_id, key)
+
+    # -- the flow ---------------------------------------------------------------------------
+
+    def steps(self, call: BoundCall) -> Steps:
+        """The whole call as steps; returns the result (cached or fresh)."""
+        cached = yield from self._lookup(call.cache_key)
+        if cached is not _MISS:
+            return cached
+        while True:
+            claim = self.spot._inflight.claim(call.cache_key)
+            if claim.is_leader:
+                break
+            outcome: Outcome = yield WAIT, claim.future
+            if outcome.error is not None:
+                raise outcome.error
+            if outcome.encoded is not None:
+                return self.spot.serializer.loads(outcome.encoded)
+        try:
+            # Another process, or a leader that finished between our lookup and our claim,
+            # may have stored it meanwhile: look once more before paying.
+            cached = yield from self._lookup(call.cache_key)
+            if cached is not _MISS:
+                return cached
+            started = time.perf_counter()
+            ok, value = yield RUN, call
+            duration = time.perf_counter() - started
+            if not ok:
+                if isinstance(value, Exception):
+                    yield IO, (self._record_failure, call, value)
+                raise value
+            encoded = self._encode(value)
+            yield IO, (self._store, call, encoded, duration)
+            claim.resolve(Outcome(encoded=encoded))
+            return value
+        except Exception as exc:
+            claim.resolve(Outcome(error=exc))
+            raise
+        finally:
+            # No-op once resolved; on cancellation, Ctrl-C or a closed flow, waiters retry.
+            claim.abandon()
+
+    def _lookup(self, cache_key: str) -> Steps:
+        """The cached result for ``cache_key``, or ``_MISS``; bad records are misses."""
+        record = yield READ, (self.spot.db.get, cache_key)
+        if not _is_live(record):
+            return _MISS
+        result_type = record.get("result_type")
+        if result_type == BLOB:
+            data = yield IO, (self._load_blob, record.get("result_value"))
+            if data is None:
+                return _MISS  # _load_blob said why
+        else:
+            data = record.get("result_data") if result_type == INLINE else None
+        if not isinstance(data, bytes):
+            _warn(f"record {cache_key} has no readable result ({result_type=}); recomputing")
+            return _MISS
+        checksum = record.get("checksum")
+        if checksum and checksum != checksum_of(data):
+            _warn(f"record {cache_key}: stored bytes fail their checksum; recomputing")
+            return _MISS
+        try:
+            return self.spot.serializer.loads(data)
+        except SerializationError as exc:
+            _warn(f"record {cache_key} cannot be decoded ({exc}); recomputing")
+            return _MISS
+
+    # -- helpers offered on the marked function ----------------------------------------------
+
+    def cache_key(self, *args: Any, **kwargs: Any) -> str:
+        """The key this call's result is stored under."""
+        return self.bind(args, kwargs).cache_key
+
+    def is_cached(self, *args: Any, **kwargs: Any) -> bool:
+        """True if a live (unexpired) record exists for this call; the result is not read."""
+        return _is_live(self.spot.db.get(self.bind(args, kwargs).cache_key))
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Forget this call's result so the next call recomputes; True if one was stored."""
+        key = self.bind(args, kwargs).cache_key
+        record = self.spot.db.get(key)
+        deleted = self.spot.db.delete(key)
+        if record is not None and record.get("result_type") == BLOB:
+            # An orphan blob is harmless (garbage collection removes it); a stale record isn't.
+            with suppress(OSError, NotSupportedError):
+                self.spot.storage.delete(record["result_value"])
+        return deleted
+
+    def _load_blob(self, location: Any) -> bytes | None:
+        try:
+            return self.spot.storage.load(location)
+        except OSError as exc:
+            _warn(f"blob {location!r} cannot be read ({exc}); recomputing")
+            return None
+
+    def _encode(self, value: Any) -> bytes:
+        try:
+            return self.spot.serializer.dumps(value)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"{self.func_id} returned a value that cannot be stored, so nothing was saved "
+                f"(the value is on this error as .result): {exc}",
+                result=value,
+            ) from exc
+
+    def _store(self, call: BoundCall, encoded: bytes, duration: float) -> None:
+        """Write the blob (if any), then the record; a failed save warns, the result stands."""
+        options = self.options
+        as_blob = (
+            len(encoded) > self.spot.blob_threshold
+            if options.save_blob is None
+            else options.save_blob
+        )
+        checksum = checksum_of(encoded)
+        now = time.time()
+        try:
+            if as_blob:
+                # The checksum in the blob's name lets two writers of one key never overwrite
+                # each other's blob while their records race; the loser's blob is an orphan
+                # that garbage collection removes.
+                blob_key = f"{call.cache_key}-{checksum[7:23]}"
+                location = self.spot.storage.save(blob_key, encoded)
+                placement: dict[str, Any] = {"result_type": BLOB, "result_value": location}
+            else:
+                placement = {"result_type": INLINE, "result_data": encoded}
+            self.spot.db.save_record(
+                TaskRecord(
+                    cache_key=call.cache_key,
+                    func_name=self.func_id,
+                    input_id=call.input_id,
+                    version=options.version,
+                    content_type=options.content_type,
+                    input_preview=preview_of(call.arguments),
+                    checksum=checksum,
+                    size=len(encoded),
+                    duration=duration,
+                    created_at=now,
+                    expires_at=None
+                    if options.retention_seconds is None
+                    else now + options.retention_seconds,
+                    **placement,
+                )
+            )
+        except Exception as exc:  # the result is paid for: return it even if it can't be kept
+            _warn(f"{self.func_id}: result computed but not saved ({type(exc).__name__}: {exc})")
+
+    def _record_failure(self, call: BoundCall, error: Exception) -> None:
+        failure = FailureRecord(
+            cache_key=call.cache_key,
+            func_name=self.func_id,
+            input_preview=preview_of(call.arguments),
+            error_type=type(error).__qualname__,
+            message=str(error),
+            traceback="".join(traceback.format_exception(error)),
+            created_at=time.time(),
+        )
+        try:
+            self.spot.db.record_failure(failure)
+        except Exception as exc:  # the user's own error matters more than its record
+            _warn(f"{self.func_id}: failure could not be recorded ({type(exc).__name__}: {exc})")
+
+    # -- drivers: the only code that differs between sync and async -----------------------
+
+    def run_sync(self, call: BoundCall) -> Any:
+        """Carry out the steps in the calling thread."""
+        steps = self.steps(call)
+        with closing(steps):  # an interrupted wait frees this key for other callers
+            finished, item = _advance(steps, None)
+            while not finished:
+                finished, item = _advance(steps, self._carry_out(*item))
+            return item
+
+    async def run_async(self, call: BoundCall) -> Any:
+        """Carry out the steps on the event loop; blocking I/O goes to a worker thread."""
+        steps = self.steps(call)
+        with closing(steps):  # a cancelled wait frees this key for other callers
+            finished, item = _advance(steps, None)
+            while not finished:
+                finished, item = _advance(steps, await self._carry_out_async(*item))
+            return item
+
+    def _carry_out(self, kind: str, payload: Any) -> Any:
+        if kind == RUN:
+            try:
+                return True, self.func(*payload.args, **payload.kwargs)
+            except BaseException as exc:
+                return False, exc
+        if kind == WAIT:
+            return payload.result()
+        function, *arguments = payload
+        return function(*arguments)
+
+    async def _carry_out_async(self, kind: str, payload: Any) -> Any:
+        if kind == RUN:
+            try:
+                return True, await self.func(*payload.args, **payload.kwargs)
+            except BaseException as exc:
+                return False, exc
+        if kind == WAIT:
+            return await asyncio.wrap_future(payload)
+        function, *arguments = payload
+        if kind == READ and self.spot.db.local_reads:
+            return function(*arguments)
+        return await asyncio.to_thread(function, *arguments)
+
+
+def _advance(steps: Steps, reply: Any) -> tuple[bool, Any]:
+    """Send ``reply`` into the flow: ``(False, next_step)`` or ``(True, result)``."""
+    try:
+        return False, steps.send(reply)
+    except StopIteration as done:
+        return True, done.value
+
+
+def _is_live(record: Mapping[str, Any] | None) -> bool:
+    if record is None:
+        return False
+    expires_at = record.get("expires_at")
+    return expires_at is None or expires_at > time.time()
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, BeautyspotWarning, stacklevel=2)

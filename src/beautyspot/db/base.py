@@ -1,0 +1,152 @@
+"""The TaskDB contract: where a Spot keeps one record per cached call.
+
+This is a seam, like a transport in an HTTP client: plain values in, plain values out. A backend
+needs four methods to serve as a cache (``init_schema``, ``get``, ``save``, ``get_history``);
+the others are optional and, where a backend lacks them, the feature that needs them says so
+with :class:`~beautyspot.errors.NotSupportedError` instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from beautyspot.errors import NotSupportedError
+
+__all__ = ["FailureRecord", "TaskDB", "TaskRecord"]
+
+#: ``result_type`` of a record whose encoded result sits in ``result_data``.
+INLINE = "inline"
+#: ``result_type`` of a record whose encoded result sits in blob storage at ``result_value``.
+BLOB = "blob"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One cached result, as the core hands it to :meth:`TaskDB.save_record`.
+
+    ``result_type`` is ``"inline"`` (the encoded result is ``result_data``) or ``"blob"`` (the
+    result is in blob storage and ``result_value`` is its location). Times are Unix seconds.
+    """
+
+    cache_key: str
+    func_name: str
+    input_id: str
+    version: str | None
+    result_type: str
+    content_type: str | None
+    result_value: str | None = None
+    result_data: bytes | None = None
+    input_preview: str | None = None
+    checksum: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    created_at: float | None = None
+    expires_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """One failed execution: exceptions are recorded, never cached."""
+
+    cache_key: str
+    func_name: str
+    input_preview: str
+    error_type: str
+    message: str
+    traceback: str
+    created_at: float
+
+
+class TaskDB:
+    """Base class and contract of a task-record backend.
+
+    Required (enough for caching; a user's subclass may implement only these four):
+
+    ``init_schema()``
+        Create tables/indexes if missing. Called once by the Spot before first use; must be
+        safe to call again and from several processes at once.
+    ``get(cache_key) -> Mapping | None``
+        The record saved under ``cache_key``, or ``None`` when there is none. The mapping holds
+        at least ``result_type``, and ``result_value`` (str) and/or ``result_data`` (bytes);
+        when present, ``checksum`` and ``expires_at`` are honoured by the core.
+    ``save(cache_key, func_name, input_id, version, result_type, content_type,
+    result_value=None, result_data=None)``
+        Insert or replace the record for ``cache_key``. With ``result_type == "blob"`` the
+        result lives in blob storage and ``result_value`` is its location (a str); with
+        ``"inline"`` the encoded result is ``result_data`` (bytes). A save must be atomic: a
+        reader sees the old record or the new one, never a mix.
+    ``get_history(limit)``
+        The most recent records, newest first, as mappings.
+
+    Optional (the base implementations degrade as documented on each):
+    ``save_record``, ``delete``, ``record_failure``, ``get_failures``, ``close``.
+
+    Thread-safety: the Spot calls one TaskDB from many threads; a backend that is not
+    thread-safe must guard itself. The base class keeps no state, so a subclass need not call
+    ``super().__init__()``.
+    """
+
+    #: True when ``get`` is a cheap local read (no network), so an event loop may call it
+    #: directly instead of in a worker thread.
+    local_reads: bool = False
+
+    def init_schema(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement init_schema()")
+
+    def get(self, cache_key: str) -> Mapping[str, Any] | None:
+        raise NotImplementedError(f"{type(self).__name__} must implement get(cache_key)")
+
+    def save(
+        self,
+        cache_key: str,
+        func_name: str,
+        input_id: str,
+        version: str | None,
+        result_type: str,
+        content_type: str | None,
+        result_value: str | None = None,
+        result_data: bytes | None = None,
+    ) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement save(...)")
+
+    def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} must implement get_history(limit)")
+
+    def save_record(self, record: TaskRecord) -> None:
+        """Save a full record. The default keeps what :meth:`save` can hold and drops the rest
+        (preview, checksum, size, duration, times), so expiry needs a backend that overrides it.
+        """
+        self.save(
+            record.cache_key,
+            record.func_name,
+            record.input_id,
+            record.version,
+            record.result_type,
+            record.content_type,
+            result_value=record.result_value,
+            result_data=record.result_data,
+        )
+
+    def delete(self, cache_key: str) -> bool:
+        """Remove the record for ``cache_key``; True if there was one."""
+        raise NotSupportedError(
+            f"{type(self).__name__} cannot delete records: implement delete(cache_key) -> bool"
+        )
+
+    def record_failure(self, failure: FailureRecord) -> None:
+        """Keep a failed execution for inspection. The default drops it (nothing is cached)."""
+
+    def get_failures(self, limit: int = 100) -> list[Mapping[str, Any]]:
+        """The most recent failures, newest first."""
+        raise NotSupportedError(
+            f"{type(self).__name__} does not keep failures: implement "
+            "record_failure(failure) and get_failures(limit)"
+        )
+
+    def close(self) -> None:
+        """Release connections. The default has nothing to release."""

@@ -1,0 +1,407 @@
+"""SQLiteTaskDB: the default TaskDB, one SQLite file shared by many threads and processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from beautyspot.db.base import FailureRecord, TaskDB, TaskRecord
+from beautyspot.errors import ConfigurationError
+from beautyspot.storage.local import make_private_dirs
+
+__all__ = ["MIGRATIONS", "SQLiteTaskDB"]
+
+_T = TypeVar("_T")
+
+#: Schema steps: ``MIGRATIONS[n]`` takes a database from ``PRAGMA user_version`` n to n + 1,
+#: in one transaction. Append a step to change the schema; never edit a released one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE tasks (
+            cache_key TEXT PRIMARY KEY,
+            func_name TEXT,
+            input_id TEXT,
+            input_preview TEXT,
+            version TEXT,
+            result_type TEXT,
+            content_type TEXT,
+            result_value TEXT,
+            result_data BLOB,
+            checksum TEXT,
+            size INTEGER,
+            duration REAL,
+            created_at REAL,
+            expires_at REAL
+        )""",
+        "CREATE INDEX tasks_func_name_created_at ON tasks (func_name, created_at)",
+        """CREATE TABLE failures (
+            id INTEGER PRIMARY KEY,
+            cache_key TEXT,
+            func_name TEXT,
+            input_preview TEXT,
+            error_type TEXT,
+            message TEXT,
+            traceback TEXT,
+            created_at REAL
+        )""",
+    ),
+)
+
+# Constant SQL strings, so sqlite3's per-connection statement cache reuses prepared statements.
+_TASK_COLUMNS = tuple(field.name for field in fields(TaskRecord))
+_FAILURE_COLUMNS = tuple(field.name for field in fields(FailureRecord))
+_SAVE = (
+    f"INSERT OR REPLACE INTO tasks ({', '.join(_TASK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))})"
+)
+_GET = "SELECT * FROM tasks WHERE cache_key = ?"
+_HISTORY = "SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?"
+_DELETE = "DELETE FROM tasks WHERE cache_key = ?"
+_COUNT = "SELECT COUNT(*) FROM tasks"
+_DELETE_EXPIRED = "DELETE FROM tasks WHERE expires_at <= ?"
+_RECORD_FAILURE = (
+    f"INSERT INTO failures ({', '.join(_FAILURE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_FAILURE_COLUMNS))})"
+)
+_FAILURES = "SELECT * FROM failures ORDER BY id DESC LIMIT ?"
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that knows who opened it: a forked child must not use its parent's, and
+    one whose thread has ended is closed."""
+
+    pid: int = 0
+    thread: threading.Thread | None = None
+
+
+class _ThreadConnection(threading.local):
+    conn: _Connection | None = None
+
+
+class SQLiteTaskDB(TaskDB):
+    """Task records in one SQLite file (WAL mode), safe for many threads and processes.
+
+    Each thread has its own connection, opened on first use and re-opened in a forked child.
+    The file is created owner-only (0600), with its parent folders. The schema is versioned
+    by ``PRAGMA user_version`` and upgraded by :data:`MIGRATIONS`; a file written by a newer
+    beautyspot is refused rather than guessed at.
+
+    :param path: the database file (``.db``); a file that is not SQLite is never overwritten.
+    :param timeout: seconds to wait for another process's write lock before giving up.
+
+    >>> import tempfile
+    >>> db = SQLiteTaskDB(tempfile.mkdtemp() + "/cache.db")
+    >>> db.init_schema()
+    >>> db.save("k1", "mod.fn", "in1", None, "inline", None, result_data=b"\\x01")
+    >>> db.get("k1")["result_data"]
+    b'\\x01'
+    >>> db.close()
+    """
+
+    SCHEMES = ("sqlite",)
+    local_reads = True
+    #: The schema steps this class applies; a subclass may extend them.
+    MIGRATIONS = MIGRATIONS
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = _check_path(path)
+        self.timeout = _check_timeout(timeout)
+        _create_db_file(self.path)
+        self._thread = _ThreadConnection()
+        # Every connection opened. In a forked child the parent's stay here, unused and never
+        # closed: SQLite must not touch a connection across fork().
+        self._connections: list[_Connection] = []
+        self._ready_pid = 0
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 30.0) -> SQLiteTaskDB:
+        """Open ``sqlite:///relative/path.db`` (three slashes: relative to the working folder)
+        or ``sqlite:////absolute/path.db`` (four slashes). Percent-escapes are decoded.
+
+        >>> SQLiteTaskDB.from_url("sqlite:////tmp/a/b.db").path.as_posix()
+        '/tmp/a/b.db'
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in cls.SCHEMES or parts.netloc or not parts.path.startswith("/"):
+            raise ConfigurationError(
+                f"database URL {url!r} is not a SQLite URL: write sqlite:///relative/path.db "
+                "or sqlite:////absolute/path.db"
+            )
+        if parts.query or parts.fragment or parts.path == "/":
+            raise ConfigurationError(
+                f"database URL {url!r} must name a file and carry no query or fragment: "
+                "write sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+        return cls(unquote(parts.path[1:]), timeout=timeout)
+
+    def init_schema(self) -> None:
+        """Switch the file to WAL and apply missing schema steps; safe to call again and
+        from several processes at once. Done on first use anyway; this does it now."""
+        self._connection()
+
+    def get(self, cache_key: str) -> dict[str, Any] | None:
+        """Every column of the record under ``cache_key``, expired or not, or ``None``."""
+        row = self._connection().execute(_GET, (cache_key,)).fetchone()
+        return None if row is None else dict(row)
+
+    def save(
+        self,
+        cache_key: str,
+        func_name: str,
+        input_id: str,
+        version: str | None,
+        result_type: str,
+        content_type: str | None,
+        result_value: str | None = None,
+        result_data: bytes | None = None,
+    ) -> None:
+        """Insert or replace the record for ``cache_key``, stamped with the current time."""
+        self.save_record(
+            TaskRecord(
+                cache_key,
+                func_name,
+                input_id,
+                version,
+                result_type,
+                content_type,
+                result_value=result_value,
+                result_data=result_data,
+            )
+        )
+
+    def save_record(self, record: TaskRecord) -> None:
+        """Insert or replace ``record`` atomically; a missing ``created_at`` becomes now."""
+        if record.created_at is None:
+            record = replace(record, created_at=time.time())
+        values = tuple(getattr(record, column) for column in _TASK_COLUMNS)
+        self._connection().execute(_SAVE, values)
+
+    def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
+        """Up to ``limit`` records, newest ``created_at`` first."""
+        rows = self._connection().execute(_HISTORY, (_check_limit(limit),))
+        return [dict(row) for row in rows]
+
+    def delete(self, cache_key: str) -> bool:
+        """Remove the record for ``cache_key``; True if there was one."""
+        return self._connection().execute(_DELETE, (cache_key,)).rowcount > 0
+
+    def record_failure(self, failure: FailureRecord) -> None:
+        """Keep one failed execution (the table grows until the CLI prunes it)."""
+        values = tuple(getattr(failure, column) for column in _FAILURE_COLUMNS)
+        self._connection().execute(_RECORD_FAILURE, values)
+
+    def get_failures(self, limit: int = 100) -> list[Mapping[str, Any]]:
+        """Up to ``limit`` failures, newest first, each with its row ``id``."""
+        rows = self._connection().execute(_FAILURES, (_check_limit(limit),))
+        return [dict(row) for row in rows]
+
+    def count(self) -> int:
+        """How many task records the file holds."""
+        return int(self._connection().execute(_COUNT).fetchone()[0])
+
+    def delete_expired(self, now: float | None = None) -> int:
+        """Remove records whose ``expires_at`` is at or before ``now`` (default: the current
+        time); return how many were removed. Their blobs become orphans for ``gc``."""
+        at = time.time() if now is None else now
+        return self._connection().execute(_DELETE_EXPIRED, (at,)).rowcount
+
+    def close(self) -> None:
+        """Close this process's connections; the next call opens new ones."""
+        self._thread = _ThreadConnection()
+        self._close_connections(lambda conn: True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def _connection(self) -> _Connection:
+        """This thread's connection, opened (and the schema made ready) on first use."""
+        thread = self._thread
+        conn = thread.conn
+        if conn is None or conn.pid != os.getpid():
+            conn = thread.conn = self._open()
+        return conn
+
+    def _close_connections(self, should_close: Callable[[_Connection], bool]) -> None:
+        """Close this process's connections that ``should_close``; no lock is taken, so a
+        fork() can never inherit it held (list operations are atomic; closing twice is fine)."""
+        pid = os.getpid()
+        for conn in list(self._connections):
+            if conn.pid == pid and should_close(conn):
+                with contextlib.suppress(ValueError):
+                    self._connections.remove(conn)
+                conn.close()
+
+    def _open(self) -> _Connection:
+        # Threads that have ended leave their connection behind: close those, so short-lived
+        # threads do not leak file handles.
+        self._close_connections(lambda conn: conn.thread is not None and not conn.thread.is_alive())
+        pid = os.getpid()
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
+            )
+            conn.pid, conn.thread = pid, threading.current_thread()
+            try:
+                self._configure(conn, prepare_schema=self._ready_pid != pid)
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.DatabaseError as error:
+            _raise_file_error(self.path, error)
+        self._ready_pid = pid
+        self._connections.append(conn)
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection, *, prepare_schema: bool) -> None:
+        conn.row_factory = sqlite3.Row
+        # NORMAL in WAL mode syncs at checkpoints, not at each commit: a crash of the
+        # application (or a SIGKILL) loses nothing and never corrupts; only an OS crash or
+        # power cut may roll back the last commits, which for a cache means recomputing them.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if prepare_schema:
+            self._retry_while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            self._retry_while_locked(lambda: self._migrate(conn))
+
+    def _retry_while_locked(self, action: Callable[[], _T]) -> _T:
+        """Run ``action``, retrying with backoff while another process holds the file.
+
+        Needed on first open: switching to WAL and creating the schema can meet a lock
+        without SQLite calling its busy handler, so the busy timeout alone does not wait.
+        """
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as error:
+                if not _is_locked(error) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        target = len(self.MIGRATIONS)
+        while (version := _user_version(conn)) < target:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                version = _user_version(conn)
+                if version < target:
+                    self._apply_step(conn, version)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        if version > target:
+            raise ConfigurationError(
+                f"task database {self.path} has schema version {version}, newer than this "
+                f"beautyspot knows ({target}): upgrade beautyspot, or use another file"
+            )
+
+    def _apply_step(self, conn: sqlite3.Connection, version: int) -> None:
+        try:
+            for statement in self.MIGRATIONS[version]:
+                conn.execute(statement)
+        except sqlite3.OperationalError as error:
+            if _is_locked(error):
+                raise
+            raise ConfigurationError(
+                f"cannot upgrade task database {self.path} from schema version {version} to "
+                f"{version + 1}: {error}. Was it written by another program? Use another file."
+            ) from error
+        # PRAGMA takes no bound parameters; ``version`` is an int read from the file.
+        conn.execute(f"PRAGMA user_version = {version + 1}")
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _is_locked(error: sqlite3.OperationalError) -> bool:
+    message = str(error)
+    return "locked" in message or "busy" in message
+
+
+def _raise_file_error(path: Path, error: sqlite3.Error) -> NoReturn:
+    """Re-raise ``error``, as a clear ConfigurationError when the file itself is unusable."""
+    message = str(error)
+    if "not a database" in message:
+        raise ConfigurationError(
+            f"{path} exists and is not a SQLite database; beautyspot will not overwrite it. "
+            "Choose another path for the task database."
+        ) from error
+    if "readonly" in message or "unable to open" in message:
+        raise ConfigurationError(
+            f"cannot write the task database {path} ({message}): the file or its folder is "
+            "read-only. SQLite needs to write the file and create -wal and -shm files beside it."
+        ) from error
+    raise error
+
+
+def _create_db_file(path: Path) -> None:
+    """Create ``path`` owner-only before SQLite sees it, or check an existing one is writable.
+
+    Only a file this call just created is opened outside SQLite: closing any other handle to
+    a database file would drop the POSIX locks SQLite holds on it in this process.
+    """
+    try:
+        make_private_dirs(path.parent)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        _check_writable(path)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot create the task database {path}: {error.strerror}. "
+            "Choose a path in a folder you can write to."
+        ) from error
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise ConfigurationError(f"task database path {path} is a folder: give a file path")
+    for target, what in ((path, "file"), (path.parent, "folder")):
+        if not os.access(target, os.W_OK):
+            raise ConfigurationError(
+                f"cannot write the task database {path}: the {what} {target} is read-only. "
+                "SQLite needs to write the file and create -wal and -shm files beside it."
+            )
+
+
+def _check_path(path: str | os.PathLike[str]) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
+        raise TypeError(f"path must be a file path (str or os.PathLike), not {path!r}")
+    if os.fspath(path) in ("", ":memory:"):
+        raise ConfigurationError(
+            f"path {str(path)!r} is not a database file: SQLiteTaskDB needs a file shared by "
+            "all threads and processes, e.g. 'cache.db'"
+        )
+    return Path(path).absolute()
+
+
+def _check_timeout(timeout: float) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
+    if not timeout > 0:
+        raise ConfigurationError(f"timeout must be more than 0 seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, not {limit!r}")
+    if limit < 0:
+        raise ValueError(f"limit must be 0 or more, not {limit}")
+    return limit

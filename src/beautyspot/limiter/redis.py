@@ -1,0 +1,98 @@
+"""The shared limiter: GCRA state in Redis, one budget for every process and host that uses it.
+
+Each reservation is one atomic server-side script (``gcra.lua``, shipped with the package) that
+reads the Redis server's clock, so hosts whose clocks disagree still share one timeline; the
+client only sleeps for the duration the server hands back. ``redis`` is imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from importlib.resources import files
+from typing import Any
+
+from beautyspot.errors import ConfigurationError
+from beautyspot.limiter.base import BaseLimiter
+from beautyspot.limiter.gcra import Slot
+
+__all__ = ["REDIS_SCHEMES", "RedisLimiter", "is_redis_url"]
+
+#: URL schemes :meth:`redis.Redis.from_url` understands.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def is_redis_url(value: object) -> bool:
+    """Whether ``value`` is a URL for a Redis server.
+
+    >>> is_redis_url("redis://127.0.0.1:6379/0"), is_redis_url("sqlite:///x.db")
+    (True, False)
+    """
+    return isinstance(value, str) and value.startswith(REDIS_SCHEMES)
+
+
+@functools.cache
+def _script_source() -> str:
+    return files("beautyspot.limiter").joinpath("gcra.lua").read_text(encoding="utf-8")
+
+
+def _client_from(url_or_client: Any) -> Any:
+    if is_redis_url(url_or_client):
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - redis is a dev dependency
+            raise ImportError(
+                "RedisLimiter needs the redis package: pip install 'beautyspot[redis]'"
+            ) from exc
+        return redis.Redis.from_url(url_or_client)
+    execute = getattr(url_or_client, "execute_command", None)
+    if not hasattr(url_or_client, "register_script") or inspect.iscoroutinefunction(execute):
+        raise ConfigurationError(
+            "url_or_client must be a redis://, rediss:// or unix:// URL or a synchronous "
+            f"redis.Redis client, got {url_or_client!r}"
+        )
+    return url_or_client
+
+
+class RedisLimiter(BaseLimiter):
+    """Pace calls to ``tpm`` tokens per minute across every process sharing ``key`` in Redis.
+
+    :param url_or_client: ``redis://host:port/db`` (or ``rediss://``, ``unix://``), or a
+        synchronous ``redis.Redis`` client.
+    :param tpm: tokens per minute, ``> 0``.
+    :param burst: tokens that may go at once after an idle spell; ``None`` (or 0) is strict.
+    :param key: the Redis key holding the budget; limiters with the same key share it.
+
+    Same API as :class:`~beautyspot.limiter.Limiter`. A reservation costs one round trip;
+    ``acquire_async`` makes it in a worker thread so the event loop never waits on the network.
+    Every limiter on one key should use the same ``tpm`` and ``burst``.
+
+    >>> RedisLimiter("redis://127.0.0.1:6379/0", tpm=90_000, burst=1000, key="openai")
+    RedisLimiter(tpm=90000, burst=1000, key='openai')
+    """
+
+    def __init__(
+        self,
+        url_or_client: Any,
+        tpm: float,
+        burst: float | None = None,
+        *,
+        key: str = "beautyspot:limiter:default",
+    ) -> None:
+        super().__init__(tpm, burst, sleep=time.sleep, async_sleep=asyncio.sleep)
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
+        self._key = key
+        self._script = _client_from(url_or_client).register_script(_script_source())
+
+    def _reserve(self, cost: float) -> Slot:
+        now, start, tat = self._script(keys=[self._key], args=[self._interval, self._burst, cost])
+        return Slot(float(now), float(start), float(tat))
+
+    async def _reserve_async(self, cost: float) -> Slot:
+        return await asyncio.to_thread(self._reserve, cost)
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, key={self._key!r})"

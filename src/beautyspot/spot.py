@@ -1,0 +1,325 @@
+"""Spot: where results live and how calls are paced; ``mark`` puts a function under it."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import typing
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
+
+from beautyspot.call import MarkedCall, MarkOptions
+from beautyspot.db import SQLiteTaskDB, TaskDB, taskdb_from
+from beautyspot.errors import BeautyspotWarning, ConfigurationError
+from beautyspot.inflight import InFlight
+from beautyspot.limiter import limiter_from
+from beautyspot.retention import Retention, retention_seconds
+from beautyspot.serializer import Serializer
+from beautyspot.storage import BlobStorageBase, storage_from
+
+__all__ = ["DEFAULT_BLOB_THRESHOLD", "MarkedFunction", "Project", "Spot"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Encoded results larger than this go to blob storage when ``save_blob=None``.
+DEFAULT_BLOB_THRESHOLD = 256 * 1024
+
+
+class _Inherit:
+    """Marks a ``mark`` option left out, so the Spot's setting applies (None is a real value)."""
+
+    def __repr__(self) -> str:
+        return "<the Spot's setting>"
+
+
+_INHERIT: Any = _Inherit()
+
+
+class MarkedFunction(Protocol[P, R]):
+    """What ``spot.mark`` returns: the function, called as before, computed once per input.
+
+    It keeps the function's name, docstring and signature (``__wrapped__`` is the original) and
+    adds helpers that take the same arguments as the function.
+    """
+
+    __wrapped__: Callable[P, R]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """The key this call's result is stored under."""
+        ...
+
+    def is_cached(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """True if a live (unexpired) record exists for this call."""
+        ...
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Forget this call's result so the next call recomputes; True if one was stored."""
+        ...
+
+
+def _marked_function(marked: MarkedCall) -> Any:
+    """A plain function (so methods, ``inspect`` and asyncio treat it as before) over ``marked``."""
+    if inspect.iscoroutinefunction(marked.func):
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await marked.run_async(marked.bind(args, kwargs))
+
+        wrapper: Any = call_async
+    else:
+
+        def call_sync(*args: Any, **kwargs: Any) -> Any:
+            return marked.run_sync(marked.bind(args, kwargs))
+
+        wrapper = call_sync
+    functools.update_wrapper(wrapper, marked.func)
+    wrapper.cache_key = marked.cache_key
+    wrapper.is_cached = marked.is_cached
+    wrapper.invalidate = marked.invalidate
+    return wrapper
+
+
+class Spot:
+    """A place where results live: a TaskDB for records, a blob storage, a rate limit.
+
+    :param name: names the defaults: ``./{name}.db`` and the blob folder ``./{name}_blobs``.
+    :param db: a :class:`~beautyspot.db.TaskDB`, a SQLite file path, or a URL.
+    :param storage: a :class:`~beautyspot.storage.BlobStorageBase`, a folder, or a URL.
+    :param save_blob: default for ``mark``: None = by size, True = always, False = never.
+    :param blob_threshold: bytes above which a result goes to blob storage (``save_blob=None``).
+    :param retention: default lifetime of results: None (forever), seconds, "7d", a timedelta.
+    :param serializer: a :class:`~beautyspot.serializer.Serializer` (one per Spot by default).
+    :param tpm: tokens per minute for ``@spot.limiter`` (alias ``tokens_per_minute``).
+    :param burst: tokens that may go at once after idle (default: strict pacing).
+    :param limiter: a limiter instance, or a ``redis://`` URL to share one budget.
+
+    >>> import tempfile, beautyspot as bs
+    >>> spot = bs.Spot("demo", db=tempfile.mkdtemp() + "/demo.db")
+    >>> @spot.mark
+    ... def double(x):
+    ...     return x * 2
+    >>> double(21), double.is_cached(21), double.is_cached(22)
+    (42, True, False)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        db: TaskDB | str | os.PathLike[str] | None = None,
+        storage: BlobStorageBase | str | os.PathLike[str] | None = None,
+        *,
+        save_blob: bool | None = None,
+        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
+        retention: Retention = None,
+        serializer: Serializer | None = None,
+        tpm: float | None = None,
+        tokens_per_minute: float | None = None,
+        burst: float | None = None,
+        limiter: Any = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"name={name!r}: give the Spot a non-empty string name")
+        if save_blob not in (None, True, False):
+            raise ConfigurationError(f"save_blob={save_blob!r}: use None (by size), True or False")
+        if isinstance(blob_threshold, bool) or not isinstance(blob_threshold, int):
+            raise ConfigurationError(f"blob_threshold={blob_threshold!r}: give a number of bytes")
+        if blob_threshold < 0:
+            raise ConfigurationError(f"blob_threshold={blob_threshold!r}: must be >= 0")
+        if tokens_per_minute is not None:
+            if tpm is not None:
+                raise ConfigurationError(
+                    "tpm and tokens_per_minute are the same setting: give only one"
+                )
+            tpm = tokens_per_minute
+        if serializer is not None and not isinstance(serializer, Serializer):
+            raise ConfigurationError(
+                f"serializer={serializer!r}: expected a beautyspot Serializer instance"
+            )
+        self.name = name
+        self.save_blob = save_blob
+        self.blob_threshold = blob_threshold
+        self.retention_seconds = retention_seconds(retention)
+        self.serializer = serializer if serializer is not None else Serializer()
+        # Settings are checked before anything is opened, so a typo leaves no file behind.
+        self._limiter = limiter_from(limiter, tpm=tpm, burst=burst, name=name)
+        self.db = taskdb_from(db if db is not None else Path(f"{name}.db").resolve())
+        self.storage = storage_from(storage if storage is not None else self._default_blob_folder())
+        self._inflight = InFlight()
+        self.db.init_schema()
+
+    def _default_blob_folder(self) -> Path:
+        folder = self.db.path.parent if isinstance(self.db, SQLiteTaskDB) else Path.cwd()
+        return (folder / f"{self.name}_blobs").resolve()
+
+    def __repr__(self) -> str:
+        return f"Spot({self.name!r}, db={self.db!r}, storage={self.storage!r})"
+
+    # -- decorators -------------------------------------------------------------------------
+
+    @overload
+    def mark(self, func: Callable[P, R], /) -> MarkedFunction[P, R]: ...
+    @overload
+    def mark(
+        self,
+        func: None = None,
+        /,
+        *,
+        save_blob: bool | None = ...,
+        input_key_fn: Callable[..., Any] | None = ...,
+        keygen: Callable[..., Any] | None = ...,
+        version: str | None = ...,
+        content_type: str | None = ...,
+        retention: Retention = ...,
+        ignore: Iterable[str] = ...,
+    ) -> Callable[[Callable[P, R]], MarkedFunction[P, R]]: ...
+
+    def mark(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        save_blob: bool | None = _INHERIT,
+        input_key_fn: Callable[..., Any] | None = None,
+        keygen: Callable[..., Any] | None = None,
+        version: str | None = None,
+        content_type: str | None = None,
+        retention: Retention = _INHERIT,
+        ignore: Iterable[str] = (),
+    ) -> Any:
+        """Make ``func``'s results persistent: computed once per distinct input, ever.
+
+        :param save_blob: None = by size (``blob_threshold``), True = always blob storage,
+            False = always inline in the TaskDB. Default: the Spot's setting.
+        :param input_key_fn: compute the key yourself from the call's arguments (e.g.
+            ``KeyGen.from_path_stat``); alias ``keygen``.
+        :param version: change it to invalidate every result of this function.
+        :param content_type: a hint for the dashboard (``"application/json"``, ...).
+        :param retention: lifetime of results (None = forever). Default: the Spot's setting.
+        :param ignore: argument names left out of the key (e.g. a client or a logger).
+        """
+        if keygen is not None:
+            if input_key_fn is not None:
+                raise ConfigurationError("input_key_fn and keygen are the same option: give one")
+            input_key_fn = keygen
+        if input_key_fn is not None and not callable(input_key_fn):
+            raise ConfigurationError(f"input_key_fn={input_key_fn!r}: must be callable")
+        if save_blob is _INHERIT:
+            save_blob = self.save_blob
+        elif save_blob not in (None, True, False):
+            raise ConfigurationError(f"save_blob={save_blob!r}: use None (by size), True or False")
+        if version is not None and not isinstance(version, str):
+            raise ConfigurationError(f"version={version!r}: give a string such as 'v2'")
+        if content_type is not None and not isinstance(content_type, str):
+            raise ConfigurationError(f"content_type={content_type!r}: give a MIME type string")
+        if isinstance(ignore, str):
+            ignore = (ignore,)
+        options = MarkOptions(
+            save_blob=save_blob,
+            input_key_fn=input_key_fn,
+            version=version,
+            content_type=content_type,
+            retention_seconds=self.retention_seconds
+            if retention is _INHERIT
+            else retention_seconds(retention),
+            ignore=frozenset(ignore),
+        )
+
+        def decorate(target: Callable[..., Any]) -> MarkedFunction[Any, Any]:
+            return self._mark_function(target, options)
+
+        return decorate if func is None else decorate(func)
+
+    def _mark_function(self, func: Callable[..., Any], options: MarkOptions) -> MarkedFunction:
+        if not callable(func):
+            raise TypeError(f"spot.mark decorates a function, not {type(func).__name__}")
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"{func.__qualname__} is a generator function: its items cannot be cached as "
+                "one result. Return a list instead, or mark a function that builds one."
+            )
+        marked = MarkedCall(self, func, options)
+        unknown = options.ignore - set(marked.signature.parameters)
+        if unknown:
+            raise ConfigurationError(
+                f"ignore={sorted(unknown)!r}: {func.__qualname__} has no such parameter "
+                f"(it has {list(marked.signature.parameters)})"
+            )
+        self._warn_if_unstorable(func)
+        return _marked_function(marked)  # type: ignore[no-any-return]
+
+    def _warn_if_unstorable(self, func: Callable[..., Any]) -> None:
+        try:
+            annotation = typing.get_type_hints(func).get("return", None)
+        except Exception:  # unresolvable forward references: don't guess
+            return
+        reason = None if annotation is None else self.serializer.check_annotation(annotation)
+        if reason:
+            warnings.warn(
+                f"{func.__qualname__} is annotated to return a value beautyspot cannot store: "
+                f"{reason}. Register the type with spot.register_type(...) before calling it.",
+                BeautyspotWarning,
+                stacklevel=4,
+            )
+
+    def limiter(self, cost: float | Callable[..., float] = 1) -> Callable[[Callable[P, R]], Any]:
+        """Pace a function at the Spot's ``tpm``; ``cost`` is tokens per call, or a callable
+        of the call's arguments. Put it under ``@spot.mark`` so cache hits cost nothing.
+        """
+        if self._limiter is None:
+            raise ConfigurationError(
+                f"spot.limiter needs a rate: create the Spot with tpm=... "
+                f"(e.g. bs.Spot({self.name!r}, tpm=60)) or limiter=..."
+            )
+        return self._limiter(cost=cost)  # type: ignore[no-any-return]
+
+    consume = limiter
+
+    def register_type(
+        self,
+        type_: type | None = None,
+        code: int | None = None,
+        encoder: Callable[[Any], Any] | None = None,
+        decoder: Callable[[Any], Any] | None = None,
+        *,
+        type_class: type | None = None,
+    ) -> None:
+        """Teach the serializer a type of yours: ``code`` 0-127, ``encoder(obj) -> bytes``,
+        ``decoder(bytes) -> obj``. ``type_class`` is an alias of ``type_``.
+        """
+        if type_class is not None:
+            if type_ is not None:
+                raise ConfigurationError("type_ and type_class are the same argument: give one")
+            type_ = type_class
+        missing = [n for n, v in (("type_", type_), ("code", code)) if v is None]
+        missing += [n for n, v in (("encoder", encoder), ("decoder", decoder)) if v is None]
+        if missing:
+            raise ConfigurationError(f"register_type needs {', '.join(missing)}")
+        self.serializer.register(type_, code, encoder, decoder)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Release the TaskDB's connections."""
+        self.db.close()
+
+
+_warned_v1 = False
+
+
+class Project(Spot):
+    """The v1 name of :class:`Spot`; its decorator is ``task`` (``mark`` in v2)."""
+
+    def task(self, func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """v1 spelling of :meth:`Spot.mark` (same options); warns once per process."""
+        global _warned_v1
+        if not _warned_v1:
+            _warned_v1 = True
+            warnings.warn(
+                "Project/@project.task is the v1 API: use Spot/@spot.mark (same behaviour)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return self.mark(func, **options)

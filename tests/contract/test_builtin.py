@@ -1,0 +1,28 @@
+"""The contract suites run against the built-in default backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beautyspot.db.sqlite import SQLiteTaskDB
+from beautyspot.storage.local import LocalStorage
+
+from .storage import FullBlobStorageContract
+from .taskdb import FullTaskDBContract
+
+
+class TestSQLiteTaskDB(FullTaskDBContract):
+    @pytest.fixture
+    def taskdb(self, tmp_path: Path) -> Iterator[SQLiteTaskDB]:
+        db = SQLiteTaskDB(tmp_path / "tasks.db")
+        yield db
+        db.close()
+
+
+class TestLocalStorage(FullBlobStorageContract):
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> LocalStorage:
+        return LocalStorage(tmp_path / "blobs")
