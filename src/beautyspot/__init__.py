@@ -21,6 +21,7 @@ from beautyspot.errors import (
     StorageError,
 )
 from beautyspot.limiter import Limiter
+from beautyspot.memory import MemoryCache
 from beautyspot.serializer import Serializer
 from beautyspot.spot import MarkedFunction, Project, Spot
 from beautyspot.storage import BlobStorageBase
@@ -36,6 +37,7 @@ __all__ = [
     "KeyGen",
     "Limiter",
     "MarkedFunction",
+    "MemoryCache",
     "NotSupportedError",
     "Project",
     "SerializationError",

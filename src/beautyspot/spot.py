@@ -11,11 +11,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
+from beautyspot import batch
 from beautyspot.call import MarkedCall, MarkOptions
 from beautyspot.db import SQLiteTaskDB, TaskDB, taskdb_from
 from beautyspot.errors import BeautyspotWarning, ConfigurationError
 from beautyspot.inflight import InFlight
 from beautyspot.limiter import limiter_from
+from beautyspot.maintenance import DEFAULT_OLDER_THAN, GCReport, collect_garbage
+from beautyspot.memory import MemoryCache
 from beautyspot.retention import Retention, retention_seconds
 from beautyspot.serializer import Serializer
 from beautyspot.storage import BlobStorageBase, storage_from
@@ -81,6 +84,8 @@ def _marked_function(marked: MarkedCall) -> Any:
     wrapper.cache_key = marked.cache_key
     wrapper.is_cached = marked.is_cached
     wrapper.invalidate = marked.invalidate
+    wrapper.map = functools.partial(batch.map, wrapper)
+    wrapper.amap = functools.partial(batch.amap, wrapper)
     return wrapper
 
 
@@ -97,6 +102,8 @@ class Spot:
     :param tpm: tokens per minute for ``@spot.limiter`` (alias ``tokens_per_minute``).
     :param burst: tokens that may go at once after idle (default: strict pacing).
     :param limiter: a limiter instance, or a ``redis://`` URL to share one budget.
+    :param memory_cache: an in-process tier in front of ``db``: a number of entries, or a
+        :class:`~beautyspot.memory.MemoryCache` (bounded by entries and/or bytes). Off by default.
 
     >>> import tempfile, beautyspot as bs
     >>> spot = bs.Spot("demo", db=tempfile.mkdtemp() + "/demo.db")
@@ -121,6 +128,7 @@ class Spot:
         tokens_per_minute: float | None = None,
         burst: float | None = None,
         limiter: Any = None,
+        memory_cache: int | MemoryCache | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"name={name!r}: give the Spot a non-empty string name")
@@ -149,6 +157,7 @@ class Spot:
         self._limiter = limiter_from(limiter, tpm=tpm, burst=burst, name=name)
         self.db = taskdb_from(db if db is not None else Path(f"{name}.db").resolve())
         self.storage = storage_from(storage if storage is not None else self._default_blob_folder())
+        self.memory = _memory_tier(memory_cache)
         self._inflight = InFlight()
         self.db.init_schema()
 
@@ -279,6 +288,11 @@ class Spot:
 
     consume = limiter
 
+    #: ``spot.map(fn, items, ...)``: run a marked function (of any Spot) over many inputs.
+    map = staticmethod(batch.map)
+    #: ``await spot.amap(fn, items, ...)``: the same for an ``async def`` marked function.
+    amap = staticmethod(batch.amap)
+
     def register_type(
         self,
         type_: type | None = None,
@@ -301,9 +315,26 @@ class Spot:
             raise ConfigurationError(f"register_type needs {', '.join(missing)}")
         self.serializer.register(type_, code, encoder, decoder)  # type: ignore[arg-type]
 
+    def gc(self, *, older_than: float = DEFAULT_OLDER_THAN) -> GCReport:
+        """Remove expired records, then orphan blobs and temp files left by interrupted saves
+        that sat unmodified for ``older_than`` seconds (younger ones may be saves in flight).
+        See :func:`beautyspot.maintenance.collect_garbage`.
+        """
+        return collect_garbage(self.db, self.storage, older_than=older_than)
+
     def close(self) -> None:
         """Release the TaskDB's connections."""
         self.db.close()
+
+
+def _memory_tier(spec: int | MemoryCache | None) -> MemoryCache | None:
+    if spec is None or isinstance(spec, MemoryCache):
+        return spec
+    if isinstance(spec, int) and not isinstance(spec, bool) and spec > 0:
+        return MemoryCache(max_entries=spec)
+    raise ConfigurationError(
+        f"memory_cache={spec!r}: give a number of entries (e.g. 10_000), a MemoryCache, or None"
+    )
 
 
 _warned_v1 = False

@@ -8,7 +8,7 @@ with :class:`~beautyspot.errors.NotSupportedError` instead of guessing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ __all__ = ["FailureRecord", "TaskDB", "TaskRecord"]
 INLINE = "inline"
 #: ``result_type`` of a record whose encoded result sits in blob storage at ``result_value``.
 BLOB = "blob"
+#: The fields of a record that the core reads to serve a hit.
+RESULT_FIELDS = ("result_type", "result_value", "result_data", "checksum", "expires_at")
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class TaskDB:
         The most recent records, newest first, as mappings.
 
     Optional (the base implementations degrade as documented on each):
-    ``save_record``, ``delete``, ``record_failure``, ``get_failures``, ``close``.
+    ``lookup``, ``save_record``, ``delete``, ``record_failure``, ``get_failures``, ``close``;
+    for garbage collection (:mod:`beautyspot.maintenance`): ``iter_blob_locations`` and
+    ``delete_expired``.
 
     Thread-safety: the Spot calls one TaskDB from many threads; a backend that is not
     thread-safe must guard itself. The base class keeps no state, so a subclass need not call
@@ -117,6 +121,13 @@ class TaskDB:
     def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
         raise NotImplementedError(f"{type(self).__name__} must implement get_history(limit)")
 
+    def lookup(self, cache_key: str) -> Mapping[str, Any] | None:
+        """The record's :data:`RESULT_FIELDS` (at least), or None: the read behind every hit.
+
+        The default is :meth:`get`; a backend may override it to fetch just those fields.
+        """
+        return self.get(cache_key)
+
     def save_record(self, record: TaskRecord) -> None:
         """Save a full record. The default keeps what :meth:`save` can hold and drops the rest
         (preview, checksum, size, duration, times), so expiry needs a backend that overrides it.
@@ -136,6 +147,22 @@ class TaskDB:
         """Remove the record for ``cache_key``; True if there was one."""
         raise NotSupportedError(
             f"{type(self).__name__} cannot delete records: implement delete(cache_key) -> bool"
+        )
+
+    def iter_blob_locations(self) -> Iterator[str]:
+        """The ``result_value`` of every record whose ``result_type`` is ``"blob"``, expired
+        or not: the blobs garbage collection must keep."""
+        raise NotSupportedError(
+            f"{type(self).__name__} cannot list the blobs its records use: implement "
+            "iter_blob_locations() to garbage-collect blob storage"
+        )
+
+    def delete_expired(self, now: float | None = None) -> int:
+        """Remove records whose ``expires_at`` is at or before ``now`` (default: the current
+        time); return how many were removed."""
+        raise NotSupportedError(
+            f"{type(self).__name__} cannot delete expired records: implement "
+            "delete_expired(now=None) -> int"
         )
 
     def record_failure(self, failure: FailureRecord) -> None:

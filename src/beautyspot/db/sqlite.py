@@ -7,13 +7,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from beautyspot.db.base import FailureRecord, TaskDB, TaskRecord
+from beautyspot.db.base import BLOB, RESULT_FIELDS, FailureRecord, TaskDB, TaskRecord
 from beautyspot.errors import ConfigurationError
 from beautyspot.storage.local import make_private_dirs
 
@@ -63,10 +63,12 @@ _SAVE = (
     f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))})"
 )
 _GET = "SELECT * FROM tasks WHERE cache_key = ?"
+_LOOKUP = f"SELECT {', '.join(RESULT_FIELDS)} FROM tasks WHERE cache_key = ?"
 _HISTORY = "SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?"
 _DELETE = "DELETE FROM tasks WHERE cache_key = ?"
 _COUNT = "SELECT COUNT(*) FROM tasks"
 _DELETE_EXPIRED = "DELETE FROM tasks WHERE expires_at <= ?"
+_BLOB_LOCATIONS = "SELECT result_value FROM tasks WHERE result_type = ?"
 _RECORD_FAILURE = (
     f"INSERT INTO failures ({', '.join(_FAILURE_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_FAILURE_COLUMNS))})"
@@ -152,6 +154,13 @@ class SQLiteTaskDB(TaskDB):
         row = self._connection().execute(_GET, (cache_key,)).fetchone()
         return None if row is None else dict(row)
 
+    def lookup(self, cache_key: str) -> dict[str, Any] | None:
+        """The fields a hit needs, read as a plain tuple: the hot path of every cached call."""
+        cursor = self._connection().cursor()
+        cursor.row_factory = None  # skip sqlite3.Row for the five known columns
+        row = cursor.execute(_LOOKUP, (cache_key,)).fetchone()
+        return None if row is None else dict(zip(RESULT_FIELDS, row, strict=True))
+
     def save(
         self,
         cache_key: str,
@@ -212,6 +221,20 @@ class SQLiteTaskDB(TaskDB):
         time); return how many were removed. Their blobs become orphans for ``gc``."""
         at = time.time() if now is None else now
         return self._connection().execute(_DELETE_EXPIRED, (at,)).rowcount
+
+    def iter_blob_locations(self) -> Iterator[str]:
+        """The location of every blob a record points to, expired or not.
+
+        >>> import tempfile
+        >>> db = SQLiteTaskDB(tempfile.mkdtemp() + "/cache.db")
+        >>> db.save("k1", "mod.fn", "in1", None, "blob", None, result_value="k1/k1-0a")
+        >>> list(db.iter_blob_locations())
+        ['k1/k1-0a']
+        >>> db.close()
+        """
+        cursor = self._connection().execute(_BLOB_LOCATIONS, (BLOB,))
+        for (location,) in cursor:
+            yield location
 
     def close(self) -> None:
         """Close this process's connections; the next call opens new ones."""
