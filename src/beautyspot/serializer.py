@@ -40,6 +40,7 @@ but at the head of a tagged array. beautyspot owns all 128 extension codes:
     51   pandas MultiIndex                     levels, codes, names, sortorder
     52   pandas Series                         array, index, name, attrs, allows duplicates
     53   pandas DataFrame                      column arrays, index, columns, attrs, allows dup.
+    54   pd.NA, pd.NaT, Timestamp, Timedelta   kind, numpy datetime64/timedelta64, tzinfo
     ===  ====================================  ===============================================
 
 A numpy dtype is its ``str`` (``"<f8"``, ``"<M8[ns]"``), a ``[dtype, shape]`` pair for a
@@ -84,6 +85,7 @@ _USER, _TUPLE, _SET, _FROZENSET, _BYTEARRAY, _BIGINT, _DECIMAL, _UUID = range(8)
 _DATETIME, _DATE, _TIME, _TIMEDELTA, _TIMEZONE, _ZONEINFO = range(8, 14)
 _NDARRAY, _NUMPY_SCALAR = 32, 33
 _PD_ARRAY, _PD_INDEX, _PD_RANGE_INDEX, _PD_MULTI_INDEX, _PD_SERIES, _PD_FRAME = range(48, 54)
+_PD_SCALAR = 54
 
 #: Types msgpack packs itself; ``default`` never sees them, so they cannot be registered.
 _NATIVE_TYPES = frozenset({type(None), bool, int, float, str, bytes, list, dict, msgpack.Timestamp})
@@ -363,7 +365,7 @@ class Serializer:
 
 _REGISTER_HINT = (
     "register it with spot.register_type(type_=..., code=0..127, encoder=..., decoder=...)"
-    " (Enum and dataclass types: register_enum / register_dataclass)"
+    " (an Enum or a dataclass: spot.serializer.register_enum / register_dataclass)"
 )
 _ABSTRACT_MODULES = frozenset({"typing", "typing_extensions", "collections.abc", "numbers", "abc"})
 #: Generic origins whose type arguments are the types of the values they hold.
@@ -515,7 +517,8 @@ def _with_bytearrays_tagged(value: Any) -> Any:
     if kind is dict:
         return {_with_bytearrays_tagged(k): _with_bytearrays_tagged(v) for k, v in value.items()}
     if kind is bytearray:
-        return [_MARKERS[_BYTEARRAY], bytes(value)]
+        encoder = _STDLIB_ENCODERS[bytearray]
+        return [_MARKERS[encoder.tag], *encoder.fields(value)]
     if kind is memoryview:
         raise _Unstorable(value, "it would come back as bytes; store bytes(view) instead")
     if kind is msgpack.ExtType:
@@ -741,8 +744,14 @@ def _build_ndarray(fields: list[Any]) -> Any:
         raise ValueError(f"bad array shape {shape!r}")
     if math.prod(shape) * dtype.itemsize != len(_expect(raw, bytes)):
         raise ValueError("array data does not match its shape and dtype")
-    order = "F" if _expect(fortran, bool) else "C"
-    return np.frombuffer(raw, dtype).reshape(shape, order=order).copy(order)
+    return _array_from_bytes(np, raw, dtype, shape, "F" if _expect(fortran, bool) else "C")
+
+
+def _array_from_bytes(np: Any, raw: bytes, dtype: Any, shape: Any, order: str) -> Any:
+    # Byte for byte, so padding inside structured items comes back as it was written.
+    array = np.empty(shape, dtype, order=order)
+    array.ravel(order="K").view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
+    return array
 
 
 def _numpy_scalar_fields(scalar: Any) -> tuple[Any, bytes]:
@@ -755,7 +764,7 @@ def _build_numpy_scalar(fields: list[Any]) -> Any:
     dtype = _dtype_from_wire(np, wire)
     if len(_expect(raw, bytes)) != dtype.itemsize:
         raise ValueError("scalar data does not match its dtype")
-    return np.frombuffer(raw, dtype).copy()[0]
+    return _array_from_bytes(np, raw, dtype, (), "C")[()]
 
 
 _NUMPY_KINDS = frozenset("biufcmMSUV")
@@ -844,7 +853,30 @@ def _pandas_encoder(cls: type) -> _Encoder | None:
         return _Encoder(_PD_FRAME, _frame_fields, holds_values=True)
     if issubclass(cls, pd.api.extensions.ExtensionArray):
         return _Encoder(_PD_ARRAY, _pandas_array_fields, holds_values=True)
+    if cls in (pd.Timestamp, pd.Timedelta, type(pd.NA), type(pd.NaT)):
+        return _Encoder(_PD_SCALAR, _pandas_scalar_fields)
     return None
+
+
+def _pandas_scalar_fields(value: Any) -> tuple[Any, ...]:
+    pd = _pandas()
+    if value is pd.NA or value is pd.NaT:
+        return ("NA" if value is pd.NA else "NaT",)
+    if type(value) is pd.Timedelta:
+        return ("Timedelta", value.asm8)
+    return ("Timestamp", value.asm8, _storable_tz(value, value.tz))  # asm8 is in UTC
+
+
+def _build_pandas_scalar(fields: list[Any]) -> Any:
+    pd, np = _pandas(), _numpy()
+    kind, *rest = fields
+    if kind == "NA" or kind == "NaT":
+        return pd.NA if kind == "NA" else pd.NaT
+    if kind == "Timedelta":
+        return pd.Timedelta(_expect(*rest, np.timedelta64))
+    value, tz = rest
+    stamp = pd.Timestamp(_expect(value, np.datetime64))
+    return stamp.tz_localize("UTC").tz_convert(tz) if tz else stamp
 
 
 _MASKED_DTYPES = frozenset(
@@ -1049,4 +1081,5 @@ _LIBRARY_BUILDERS: dict[int, _Builder] = {
     _PD_MULTI_INDEX: _Builder(_build_multi_index),
     _PD_SERIES: _Builder(_build_series),
     _PD_FRAME: _Builder(_build_frame),
+    _PD_SCALAR: _Builder(_build_pandas_scalar),
 }

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from beautyspot.errors import NotSupportedError
 
-__all__ = ["BlobStorageBase"]
+__all__ = ["BlobStat", "BlobStorageBase"]
+
+
+class BlobStat(NamedTuple):
+    """Size and age of one stored blob, as :meth:`BlobStorageBase.stat` reports them."""
+
+    size: int
+    #: Last modification, Unix seconds: a fresh blob without a record is a save in flight.
+    modified_at: float
 
 
 class BlobStorageBase:
@@ -23,7 +32,9 @@ class BlobStorageBase:
         The bytes saved at ``location``. A missing object raises ``FileNotFoundError`` (or any
         ``OSError``); the core then treats the record as a miss.
 
-    Optional: ``delete(location)`` and ``iter_locations()`` (used to remove orphan blobs).
+    Optional (garbage collection needs the first three; see :mod:`beautyspot.maintenance`):
+    ``delete(location)``, ``iter_locations()``, ``stat(location) -> BlobStat`` and
+    ``remove_stale_temp_files(older_than) -> int`` (for a store that writes temp objects).
 
     Thread-safety: the Spot calls one storage from many threads. The base class keeps no
     state, so a subclass need not call ``super().__init__()``.
@@ -45,4 +56,20 @@ class BlobStorageBase:
         """Every location this storage holds (for garbage collection)."""
         raise NotSupportedError(
             f"{type(self).__name__} cannot list blobs: implement iter_locations()"
+        )
+
+    def stat(self, location: str) -> BlobStat:
+        """Size and last modification time of the object at ``location``; a missing one
+        raises ``FileNotFoundError``."""
+        raise NotSupportedError(
+            f"{type(self).__name__} cannot tell a blob's age: implement stat(location)"
+        )
+
+    def remove_stale_temp_files(self, older_than: float) -> int:
+        """Delete temp objects left by interrupted saves, unmodified for ``older_than``
+        seconds; return how many were removed. A store whose saves leave none need not
+        implement it."""
+        raise NotSupportedError(
+            f"{type(self).__name__} keeps no temp files: implement "
+            "remove_stale_temp_files(older_than) if its saves can leave some"
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.storage.base import BlobStorageBase
+from beautyspot.storage.base import BlobStat, BlobStorageBase
 
 __all__ = ["LocalStorage", "make_private_dirs"]
 
@@ -122,6 +122,17 @@ class LocalStorage(BlobStorageBase):
             for entry in _scandir(folder.path):
                 if _is_blob(entry, folder.name):
                     yield f"{folder.name}/{entry.name}"
+
+    def stat(self, location: str) -> BlobStat:
+        """Size and last modification time of the blob at ``location``.
+
+        >>> import tempfile
+        >>> storage = LocalStorage(tempfile.mkdtemp())
+        >>> storage.stat(storage.save("abc", b"four")).size
+        4
+        """
+        info = os.stat(self._resolve(location))
+        return BlobStat(size=info.st_size, modified_at=info.st_mtime)
 
     def remove_stale_temp_files(self, older_than: float) -> int:
         """Delete temp files left by interrupted saves, last modified ``older_than`` seconds

@@ -1,0 +1,145 @@
+"""The memoizers the benchmark compares, each behind one shape: ``(folder, func) -> (memoized, close)``.
+
+Every peer is used through its normal, documented decorator with its defaults, except where a
+default would measure something else than a memoizer (noted on the function). A peer that is not
+installed raises ``ImportError`` when used, so ``--here`` can skip its rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MEMOIZERS",
+    "Memoized",
+    "Memoizer",
+    "beautyspot",
+    "beautyspot_memory",
+    "cachetools_cached",
+    "cachier_memoize",
+    "diskcache_memoize",
+    "joblib_memory",
+    "raw_floor",
+    "read_file",
+    "write_and_rename",
+]
+
+Memoized = tuple[Callable[..., Any], Callable[[], None]]
+Memoizer = Callable[[Path, Callable[..., Any]], Memoized]
+
+#: Entries of every bounded in-memory cache here: more than any case calls distinct inputs.
+MEMORY_ENTRIES = 10_000
+
+_FLOOR_SCHEMA = "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value BLOB)"
+_FLOOR_GET = "SELECT value FROM cache WHERE key = ?"
+_FLOOR_PUT = "INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)"
+
+
+def raw_floor(folder: Path, func: Callable[..., Any]) -> Memoized:
+    """The least a persistent memoizer can do, written inline: the key is a blake2b of the
+    msgpack-packed arguments, a hit is one select by primary key and a msgpack unpack, a miss
+    adds a pack and one autocommit insert (WAL, ``synchronous=NORMAL``)."""
+    import msgpack
+
+    folder.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(folder / "floor.db", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(_FLOOR_SCHEMA)
+
+    def memoized(*args: Any) -> Any:
+        key = hashlib.blake2b(msgpack.packb(args), digest_size=16).hexdigest()
+        row = conn.execute(_FLOOR_GET, (key,)).fetchone()
+        if row is not None:
+            return msgpack.unpackb(row[0])
+        value = func(*args)
+        conn.execute(_FLOOR_PUT, (key, msgpack.packb(value)))
+        return value
+
+    return memoized, conn.close
+
+
+def beautyspot(folder: Path, func: Callable[..., Any], **options: Any) -> Memoized:
+    """``@spot.mark`` on a Spot of its own: ``folder/bench.db`` and ``folder/blobs``."""
+    import beautyspot as bs
+
+    spot = bs.Spot("bench", db=folder / "bench.db", storage=folder / "blobs", **options)
+    return spot.mark(func), spot.close
+
+
+def beautyspot_memory(folder: Path, func: Callable[..., Any]) -> Memoized:
+    """beautyspot with its in-process memory tier in front of SQLite."""
+    return beautyspot(folder, func, memory_cache=MEMORY_ENTRIES)
+
+
+def diskcache_memoize(folder: Path, func: Callable[..., Any]) -> Memoized:
+    """``diskcache.Cache(folder).memoize()``."""
+    import diskcache
+
+    cache = diskcache.Cache(str(folder))
+    return cache.memoize()(func), cache.close
+
+
+def joblib_memory(folder: Path, func: Callable[..., Any]) -> Memoized:
+    """``joblib.Memory(folder, verbose=0).cache``."""
+    import joblib
+
+    return joblib.Memory(str(folder), verbose=0).cache(func), _nothing
+
+
+def cachier_memoize(folder: Path, func: Callable[..., Any]) -> Memoized:
+    """``@cachier(cache_dir=folder, separate_files=True)``: its default keeps one pickle file per
+    function, rewritten whole on every miss, which would time the file size, not the cache."""
+    import cachier
+
+    return cachier.cachier(cache_dir=str(folder), separate_files=True)(func), _nothing
+
+
+def cachetools_cached(folder: Path, func: Callable[..., Any]) -> Memoized:
+    """``cachetools.cached(LRUCache(...))``: the in-memory floor (the folder is unused)."""
+    import cachetools
+
+    return cachetools.cached(cachetools.LRUCache(maxsize=MEMORY_ENTRIES))(func), _nothing
+
+
+def write_and_rename(folder: Path, data: bytes) -> Callable[[int], None]:
+    """Reference for a blob save: write ``data`` to a temp file, rename it to its name."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(number: int) -> None:
+        temp = folder / f".{number}.tmp"
+        with open(temp, "wb") as file:
+            file.write(data)
+        os.replace(temp, folder / str(number))
+
+    return save
+
+
+def read_file(folder: Path) -> Callable[[int], bytes]:
+    """Reference for a blob load: read back a file :func:`write_and_rename` wrote."""
+
+    def load(number: int) -> bytes:
+        with open(folder / str(number), "rb") as file:
+            return file.read()
+
+    return load
+
+
+def _nothing() -> None:
+    return None
+
+
+MEMOIZERS: dict[str, Memoizer] = {
+    "beautyspot": beautyspot,
+    "beautyspot memory tier": beautyspot_memory,
+    "raw floor": raw_floor,
+    "diskcache": diskcache_memoize,
+    "joblib": joblib_memory,
+    "cachier": cachier_memoize,
+    "cachetools": cachetools_cached,
+}
