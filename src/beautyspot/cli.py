@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"beautyspot {__version__}")
         return 0
     parser.print_help()
-    return 0 if argv is None and len(sys.argv) <= 1 else 2
+    return 0
 
 
 if __name__ == "__main__":
