@@ -269,8 +269,7 @@ class Spot:
         reason = None if annotation is None else self.serializer.check_annotation(annotation)
         if reason:
             warnings.warn(
-                f"{func.__qualname__} is annotated to return a value beautyspot cannot store: "
-                f"{reason}. Register the type with spot.register_type(...) before calling it.",
+                f"{func.__qualname__}: {reason} (before the first call)",
                 BeautyspotWarning,
                 stacklevel=4,
             )
