@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from typing import Any
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
 
 from beautyspot.errors import ConfigurationError
+
+B = TypeVar("B")
 
 
 def scheme_of(url: str) -> str | None:
@@ -42,3 +46,25 @@ def backend_from_url(url: str, backends: Mapping[str, str], what: str) -> Any:
             f"pip install 'beautyspot[{scheme}]'"
         ) from exc
     return getattr(module, class_name).from_url(url)
+
+
+def backend_from(
+    spec: B | str | os.PathLike[str],
+    *,
+    contract: type[B],
+    from_path: Callable[[Path], B],
+    backends: Mapping[str, str],
+    what: str,
+) -> B:
+    """A backend from an instance of ``contract``, a plain path, or a URL naming its scheme."""
+    if isinstance(spec, contract):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        text = os.fspath(spec)
+        if scheme_of(text) is None:
+            return from_path(Path(text))
+        return backend_from_url(text, backends, what)  # type: ignore[no-any-return]
+    raise ConfigurationError(
+        f"{what}={spec!r}: expected a {contract.__name__} instance, a path or a URL, "
+        f"not {type(spec).__name__}"
+    )

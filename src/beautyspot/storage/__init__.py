@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from beautyspot._registry import backend_from_url, scheme_of
-from beautyspot.errors import ConfigurationError
+from beautyspot._registry import backend_from
 from beautyspot.storage.base import BlobStorageBase
 from beautyspot.storage.local import LocalStorage
 
@@ -20,14 +18,6 @@ BACKENDS = {
 
 def storage_from(spec: BlobStorageBase | str | os.PathLike[str]) -> BlobStorageBase:
     """A blob storage from an instance, a folder path or a URL (``file:///data/blobs``, ...)."""
-    if isinstance(spec, BlobStorageBase):
-        return spec
-    if isinstance(spec, (str, os.PathLike)):
-        text = os.fspath(spec)
-        if scheme_of(text) is None:
-            return LocalStorage(Path(text))
-        return backend_from_url(text, BACKENDS, "storage")
-    raise ConfigurationError(
-        f"storage={spec!r}: expected a BlobStorageBase instance, a folder path or a URL, "
-        f"not {type(spec).__name__}"
+    return backend_from(
+        spec, contract=BlobStorageBase, from_path=LocalStorage, backends=BACKENDS, what="storage"
     )
