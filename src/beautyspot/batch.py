@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import math
 import random as _random
+import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from numbers import Real
 from typing import Any, NamedTuple
@@ -35,6 +35,9 @@ __all__ = ["MAX_BACKOFF", "Progress", "RetryPolicy", "amap", "backoff_delay", "m
 
 #: Longest wait between two attempts of one item with a numeric ``backoff``, in seconds.
 MAX_BACKOFF = 60.0
+
+#: Seconds between two looks at a deferred Ctrl-C while waiting for running items.
+_CTRL_C_POLL = 0.1
 
 #: Step kinds a driver carries out; the reply each one expects is on :meth:`_Batch.plan`.
 LOOKUP = "lookup"  # is the item cached?
@@ -324,6 +327,7 @@ class _Batch:
         self.error: Exception | None = None
         self._next = 0
         self._running = 0
+        self._recorded = [False] * len(calls)
 
     def plan(self) -> Steps:
         """The batch as steps, in input order, at most ``window`` items running at once.
@@ -369,11 +373,14 @@ class _Batch:
         return Attempted(ok, value, 0)
 
     def record(self, index: int, attempted: Attempted) -> None:
-        """Count one finished item; the first failure stops the batch unless
+        """Count one finished item, once; the first failure stops the batch unless
         ``return_exceptions``."""
+        if self._recorded[index]:
+            return
         ok, value, attempts = attempted
         self.results[index] = value
         before = self.progress
+        self._recorded[index] = True
         self.progress = replace(
             before,
             done=before.done + (1 if ok else 0),
@@ -386,6 +393,8 @@ class _Batch:
         self.reporter.update(self.progress)
 
     def record_all(self, finished: Iterable[tuple[int, Attempted | None]]) -> None:
+        """Count the items a stopped driver reports: it reports every finished one, so those
+        already counted are skipped."""
         for index, attempted in finished:
             if attempted is not None:
                 self.record(index, attempted)
@@ -426,14 +435,15 @@ class _Job:
         self.fn, self.call, self.policy, self.sleep, self.stop = fn, call, policy, sleep, stop
 
     def __call__(self) -> Attempted:
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return Attempted(True, self.fn(*self.call.args, **self.call.kwargs), attempt)
             except Exception as exc:
                 delay = self.policy.delay_after(exc, attempt)
                 if delay is None or not self._pause(delay):
                     return Attempted(False, exc, attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _pause(self, seconds: float) -> bool:
         """Wait before a retry; False when the batch stopped meanwhile (don't retry)."""
@@ -450,6 +460,39 @@ class _Job:
         vars(self).update(state, stop=threading.Event())
 
 
+class _CtrlC:
+    """Whether the first Ctrl-C of a batch has come (set by :func:`_first_ctrl_c_deferred`)."""
+
+    pressed = False
+
+
+@contextmanager
+def _first_ctrl_c_deferred() -> Iterator[_CtrlC]:
+    """While a batch runs in the main thread, the first Ctrl-C only sets a flag that the
+    driver acts on between two steps: a KeyboardInterrupt raised mid-step could lose an item
+    that was started or finished but not yet counted. A second Ctrl-C raises at once, as
+    usual. Left alone when another thread runs the batch or the program has its own handler.
+    """
+    ctrl_c = _CtrlC()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield ctrl_c
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        # Only a flag: a handler runs between any two bytecodes, maybe inside a lock.
+        ctrl_c.pressed = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class _Threads:
     """Carries out a plan with an executor: lookups and cache hits in the caller's thread,
     everything else in the executor."""
@@ -461,11 +504,13 @@ class _Threads:
         executor: Executor,
         policy: RetryPolicy,
         sleep: Callable[[float], object] | None,
+        ctrl_c: _CtrlC,
     ) -> None:
         self.fn, self.calls, self.executor = fn, calls, executor
-        self.policy, self.sleep = policy, sleep
+        self.policy, self.sleep, self.ctrl_c = policy, sleep, ctrl_c
         self.stop = threading.Event()
-        self.running: dict[Future[Attempted], int] = {}
+        self.started: dict[Future[Attempted], int] = {}
+        self.pending: set[Future[Attempted]] = set()
 
     def carry_out(self, plan: Steps) -> None:
         reply: Any = None
@@ -474,6 +519,8 @@ class _Threads:
                 kind, index = plan.send(reply)
             except StopIteration:
                 return
+            if self.ctrl_c.pressed:
+                raise KeyboardInterrupt
             reply = self._step(kind, index)
 
     def _step(self, kind: str, index: int) -> Any:
@@ -483,31 +530,35 @@ class _Threads:
             return _captured(self.fn, self.calls[index])
         if kind == START:
             job = _Job(self.fn, self.calls[index], self.policy, self.sleep, self.stop)
-            self.running[self.executor.submit(job)] = index
+            future = self.executor.submit(job)
+            self.started[future] = index
+            self.pending.add(future)
             return None
         if kind == WAIT:
-            finished, _ = wait_futures(self.running, return_when=FIRST_COMPLETED)
-            return [(self.running.pop(future), _attempted(future)) for future in finished]
+            finished: set[Future[Attempted]] = set()
+            while not finished and not self.ctrl_c.pressed:
+                finished, self.pending = wait_futures(
+                    self.pending, timeout=_CTRL_C_POLL, return_when=FIRST_COMPLETED
+                )
+            return [(self.started[future], _attempted(future)) for future in finished]
         self.halt()
         return None
 
     def halt(self) -> None:
         """Start nothing more: cancel what has not started, end retries at their next wait."""
         self.stop.set()
-        for future in self.running:
+        for future in self.pending:
             future.cancel()
 
     def busy(self) -> int:
         """Items running right now."""
-        return sum(not future.done() for future in self.running)
+        return sum(not future.done() for future in self.pending)
 
     def drain(self) -> list[tuple[int, Attempted | None]]:
-        """Wait for the running items (a second Ctrl-C stops waiting); those that finished."""
+        """Wait for the running items (a second Ctrl-C stops waiting); every finished one."""
         with suppress(KeyboardInterrupt):
-            wait_futures(self.running)
-        finished = [(i, _attempted(f)) for f, i in self.running.items() if f.done()]
-        self.running = {f: i for f, i in self.running.items() if not f.done()}
-        return finished
+            wait_futures(self.pending)
+        return [(index, _attempted(f)) for f, index in self.started.items() if f.done()]
 
 
 def _attempted(future: Future[Attempted]) -> Attempted | None:
@@ -580,14 +631,16 @@ def map(
 
     :param fn: a function decorated with ``@spot.mark`` (of any Spot), not ``async def``.
     :param items: the inputs; each is ``fn``'s only argument, or see ``star``.
-    :param workers: how many items run at once: threads of a pool made for this batch, or
-        items handed to ``executor`` at a time (default: its ``max_workers``, else 1).
+    :param workers: how many items run at once: the threads of a pool made for this batch
+        (default 1), or the items handed to ``executor`` at a time (default: its
+        ``max_workers``; an executor that does not tell needs ``workers=``).
     :param executor: any ``concurrent.futures.Executor`` (a process pool, Dask, Ray...); it is
         not shut down. Process and cluster executors need ``fn`` defined at module level.
     :param progress: None: a bar (tqdm) when stderr is a terminal, quiet otherwise; True: a
         bar; False: silent, not even the summary of a stopped batch; a callable: receives a
         :class:`Progress` after every item.
-    :param retries: how many times a failed item is tried again (0: never).
+    :param retries: how many times a failed item is tried again (0: never). Every failed
+        attempt is recorded with the Spot's failures, like any failed call.
     :param retry_on: the exception class(es) worth a retry; others fail the item at once.
     :param backoff: base seconds of an exponential backoff with full jitter (see
         :func:`backoff_delay`), or a callable ``retry_number -> seconds``.
@@ -624,7 +677,13 @@ def map(
         return []
     batch = _Batch(f"map({fn.__name__})", calls, window, bool(return_exceptions), reporter)
     pool = executor or ThreadPoolExecutor(window, thread_name_prefix=f"beautyspot-{fn.__name__}")
-    threads = _Threads(fn, calls, pool, policy, sleep)
+    with _first_ctrl_c_deferred() as ctrl_c:
+        return _run_threads(batch, _Threads(fn, calls, pool, policy, sleep, ctrl_c), executor)
+
+
+def _run_threads(batch: _Batch, threads: _Threads, executor: Executor | None) -> list[Any]:
+    """Run the batch; on Ctrl-C, let the running items finish and say where it stopped."""
+    reporter, pool = batch.reporter, threads.executor
     try:
         threads.carry_out(batch.plan())
         return batch.outcome()
@@ -633,8 +692,8 @@ def map(
         busy = threads.busy()
         if busy:
             reporter.say(
-                f"beautyspot: stopping {batch.label}: waiting for {busy} running items to "
-                "finish and save (Ctrl-C again to stop waiting)"
+                f"beautyspot: stopping {batch.label}: waiting for {busy} running "
+                f"item{'s' if busy > 1 else ''} to finish and save (Ctrl-C again to stop waiting)"
             )
         batch.record_all(threads.drain())
         batch.interrupted(threads.busy())
@@ -656,14 +715,15 @@ async def _attempt_async(
     pause: Callable[[float], Awaitable[bool]],
 ) -> Attempted:
     """One item with its retries, as a task runs it; the twin of :meth:`_Job.__call__`."""
-    for attempt in itertools.count(1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return Attempted(True, await fn(*call.args, **call.kwargs), attempt)
         except Exception as exc:
             delay = policy.delay_after(exc, attempt)
             if delay is None or not await pause(delay):
                 return Attempted(False, exc, attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _Tasks:
@@ -679,7 +739,8 @@ class _Tasks:
     ) -> None:
         self.fn, self.calls, self.policy, self.sleep = fn, calls, policy, sleep
         self.stop = asyncio.Event()
-        self.running: dict[asyncio.Task[Attempted], int] = {}
+        self.started: dict[asyncio.Task[Attempted], int] = {}
+        self.pending: set[asyncio.Task[Attempted]] = set()
 
     async def carry_out(self, plan: Steps) -> None:
         reply: Any = None
@@ -701,11 +762,13 @@ class _Tasks:
                 return False, exc
         if kind == START:
             job = _attempt_async(self.fn, self.calls[index], self.policy, self._pause)
-            self.running[asyncio.create_task(job)] = index
+            task = asyncio.create_task(job)
+            self.started[task] = index
+            self.pending.add(task)
             return None
         if kind == WAIT:
-            finished, _ = await asyncio.wait(self.running, return_when=FIRST_COMPLETED)
-            return [(self.running.pop(task), task.result()) for task in finished]
+            finished, self.pending = await asyncio.wait(self.pending, return_when=FIRST_COMPLETED)
+            return [(self.started[task], task.result()) for task in finished]
         self.stop.set()
         return None
 
@@ -719,11 +782,11 @@ class _Tasks:
         return not self.stop.is_set()
 
     async def cancel(self) -> list[tuple[int, Attempted | None]]:
-        """Cancel the running items; those that had finished anyway."""
-        for task in self.running:
+        """Cancel the running items; every finished one."""
+        for task in self.pending:
             task.cancel()
-        await asyncio.gather(*self.running, return_exceptions=True)
-        return [(i, None if t.cancelled() else t.result()) for t, i in self.running.items()]
+        await asyncio.gather(*self.pending, return_exceptions=True)
+        return [(i, None if t.cancelled() else t.result()) for t, i in self.started.items()]
 
 
 async def amap(

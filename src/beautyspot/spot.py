@@ -65,6 +65,14 @@ class MarkedFunction(Protocol[P, R]):
         """Forget this call's result so the next call recomputes; True if one was stored."""
         ...
 
+    def map(self, items: Iterable[Any], /, **options: Any) -> list[Any]:
+        """``spot.map(fn, items, ...)`` for this function (see :func:`beautyspot.batch.map`)."""
+        ...
+
+    async def amap(self, items: Iterable[Any], /, **options: Any) -> list[Any]:
+        """``spot.amap(fn, items, ...)`` for this function (see :func:`beautyspot.batch.amap`)."""
+        ...
+
 
 def _marked_function(marked: MarkedCall) -> Any:
     """A plain function (so methods, ``inspect`` and asyncio treat it as before) over ``marked``."""
@@ -318,6 +326,10 @@ class Spot:
         """Remove expired records, then orphan blobs and temp files left by interrupted saves
         that sat unmodified for ``older_than`` seconds (younger ones may be saves in flight).
         See :func:`beautyspot.maintenance.collect_garbage`.
+
+        >>> import tempfile, beautyspot as bs
+        >>> bs.Spot("tidy", db=tempfile.mkdtemp() + "/tidy.db").gc()
+        GCReport(expired_records=0, orphan_blobs=0, temp_files=0, bytes_freed=0)
         """
         return collect_garbage(self.db, self.storage, older_than=older_than)
 
