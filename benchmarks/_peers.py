@@ -1,4 +1,4 @@
-"""The memoizers the benchmark compares, each behind one shape: ``(folder, func) -> (memoized, close)``.
+"""The memoizers the benchmark compares, each as ``(folder, func) -> (memoized, close)``.
 
 Every peer is used through its normal, documented decorator with its defaults, except where a
 default would measure something else than a memoizer (noted on the function). A peer that is not

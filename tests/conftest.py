@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import pickle
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +33,39 @@ def service_unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: services are required)")
     pytest.skip(reason)
+
+
+# -- pickle is never reached from beautyspot code, anywhere in the suite --------------------
+
+
+def _called_from_beautyspot() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module == "beautyspot" or module.startswith("beautyspot."):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _refusing_from_beautyspot(real: Callable[..., Any]) -> Callable[..., Any]:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if _called_from_beautyspot():
+            raise AssertionError(f"beautyspot code called pickle.{real.__name__}")
+        return real(*args, **kwargs)
+
+    guarded.__name__ = real.__name__
+    return guarded
+
+
+@pytest.fixture(autouse=True, scope="session")
+def pickle_refused_in_beautyspot() -> Iterator[None]:
+    """pickle.load/loads raise whenever a beautyspot frame is on the stack.
+
+    Scoped by the stack, not switched off wholesale, because the test harness itself pickles
+    (multiprocessing, hypothesis).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("load", "loads"):
+            patch.setattr(pickle, name, _refusing_from_beautyspot(getattr(pickle, name)))
+        yield

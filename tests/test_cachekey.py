@@ -30,7 +30,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import beautyspot
-from beautyspot.cachekey import KeyGen, cache_key, canonical_bytes, function_id, input_id
+from beautyspot.cachekey import (
+    KeyGen,
+    KeyPlan,
+    cache_key,
+    canonical_bytes,
+    function_id,
+    input_id,
+)
 from beautyspot.errors import CacheKeyError, ConfigurationError
 
 np = pytest.importorskip("numpy")
@@ -471,6 +478,31 @@ def test_function_id_is_the_same_for_a_script_and_its_import(tmp_path: Path) -> 
     assert _run_python(["script.py"], tmp_path) == script_imported
 
 
+SPAWN_SOURCE = """
+import multiprocessing
+from beautyspot.cachekey import function_id
+
+def work(x):
+    return x
+
+def child_id(_):
+    return function_id(work)
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        print(function_id(work), pool.map(child_id, [0])[0])
+"""
+
+
+def test_function_id_is_the_same_in_a_spawned_child(tmp_path: Path) -> None:
+    # The child runs the script again as __mp_main__; its records must be the parent's.
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "job.py").write_text(SPAWN_SOURCE)
+    assert _run_python(["pkg/job.py"], tmp_path).split() == ["pkg.job.work"] * 2
+    assert _run_python(["-m", "pkg.job"], tmp_path).split() == ["pkg.job.work"] * 2
+
+
 def test_function_id_names_the_undecorated_function() -> None:
     def logged(func: Any) -> Any:
         @functools.wraps(func)
@@ -739,3 +771,36 @@ def test_canonical_bytes_is_injective(a: Any, b: Any) -> None:
 @given(_VALUES)
 def test_canonical_bytes_of_a_copy_is_the_same(value: Any) -> None:
     assert canonical_bytes(copy.deepcopy(value)) == canonical_bytes(value)
+
+
+# -- KeyPlan ----------------------------------------------------------------------------------
+
+_NAMES = st.lists(st.text(alphabet="ab_\u00e9", min_size=1, max_size=3), unique=True, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_NAMES, st.data(), st.sampled_from([None, "", "v2"]))
+def test_key_plan_gives_the_keys_of_the_bound_arguments(
+    names: list[str], data: st.DataObject, version: str | None
+) -> None:
+    values = tuple(data.draw(_VALUES) for _ in names)
+    expected_input = input_id(dict(zip(names, values, strict=True)))
+    plan = KeyPlan("pkg.mod.f", version, names)
+    assert plan.keys(values) == (expected_input, cache_key("pkg.mod.f", version, expected_input))
+    assert plan.cache_key(expected_input) == cache_key("pkg.mod.f", version, expected_input)
+
+
+def test_key_plan_errors_name_the_argument() -> None:
+    plan = KeyPlan("pkg.mod.f", None, ("ok", "callback"))
+    with pytest.raises(CacheKeyError, match=r"^argument 'callback' \(at callback\[0\]\) is a"):
+        plan.keys((1, [print]))
+    with pytest.raises(TypeError, match="expected 2 values, got 1"):
+        plan.keys((1,))
+    with pytest.raises(ValueError, match="expected a hex digest"):
+        plan.cache_key("aa")
+
+
+@pytest.mark.parametrize("names", [("a", "a"), ("a", 1)])
+def test_key_plan_needs_distinct_str_names(names: tuple[Any, ...]) -> None:
+    with pytest.raises(ConfigurationError, match="distinct argument names"):
+        KeyPlan("pkg.mod.f", None, names)

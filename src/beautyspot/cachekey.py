@@ -17,14 +17,14 @@ import sys
 import types
 import uuid
 import zoneinfo
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path, PosixPath, PurePosixPath, PureWindowsPath, WindowsPath
 from typing import Any
 
 from beautyspot.errors import CacheKeyError, ConfigurationError
 
-__all__ = ["KeyGen", "cache_key", "canonical_bytes", "function_id", "input_id"]
+__all__ = ["KeyGen", "KeyPlan", "cache_key", "canonical_bytes", "function_id", "input_id"]
 
 # 16-byte digests: an accidental collision among a billion records has odds below 1e-20, and
 # keys stay short in every backend. The personalisation strings version the key format: a
@@ -33,6 +33,9 @@ _DIGEST_SIZE = 16
 _INPUT_PERSON = b"beautyspot.in.1"
 _KEY_PERSON = b"beautyspot.key.1"
 _FILE_PERSON = b"beautyspot.file"
+# Keys are hashed on every call: copying a hasher personalised once costs half of building one.
+_INPUT_HASHER = hashlib.blake2b(digest_size=_DIGEST_SIZE, person=_INPUT_PERSON)
+_KEY_HASHER = hashlib.blake2b(digest_size=_DIGEST_SIZE, person=_KEY_PERSON)
 # Large byte strings and array data enter the encoding as a 32-byte digest instead of a copy.
 _INLINE_LIMIT = 1024
 _BLOB_PERSON = b"beautyspot.blob"
@@ -70,9 +73,14 @@ def function_id(func: Callable[..., Any]) -> str:
 
 def _qualified_name(obj: Any) -> str:
     module = obj.__module__
-    if module == "__main__":
+    if module in _MAIN_NAMES:
         module = _main_module_name()
     return f"{module}.{obj.__qualname__}"
+
+
+# A process started by multiprocessing's "spawn" (or "forkserver") runs the parent's script
+# again as __mp_main__: its functions must keep the keys they have in the parent.
+_MAIN_NAMES = ("__main__", "__mp_main__")
 
 
 def _main_module_name() -> str:
@@ -241,7 +249,12 @@ def _entries(mapping: Mapping[Any, Any], active: set[int]) -> list[bytes]:
         except _Unkeyable as exc:
             exc.where.append("[<key>]")
             raise
-        entries.append(encoded_key + _encode_at(item, f"[{_brief(key)}]", active))
+        try:
+            encoded_item = _encode(item, active)
+        except _Unkeyable as exc:
+            exc.where.append(f"[{_brief(key)}]")  # only now: a repr per key would cost more
+            raise
+        entries.append(encoded_key + encoded_item)
     return entries
 
 
@@ -589,17 +602,33 @@ def input_id(arguments: Mapping[str, Any]) -> str:
     True
     """
     active: set[int] = set()
-    entries = []
-    for name, value in arguments.items():
-        try:
-            entries.append(_encode_str(name) + _encode(value, active))
-        except _Unkeyable as exc:
-            raise _argument_error(name, exc.path, exc.reason) from None
-        except RecursionError:
-            raise _argument_error(name, "", "is nested too deeply to encode") from None
+    entries = [
+        _argument(_encoded_name(name), name, value, active) for name, value in arguments.items()
+    ]
     entries.sort()
-    data = _DICT + _length(len(entries)) + b"".join(entries)
-    return hashlib.blake2b(data, digest_size=_DIGEST_SIZE, person=_INPUT_PERSON).hexdigest()
+    return _hex_digest(_INPUT_HASHER, _DICT + _length(len(entries)) + b"".join(entries))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_name(name: str) -> bytes:
+    # A function's calls repeat the same few argument names.
+    return _encode_str(name)
+
+
+def _hex_digest(hasher: Any, data: bytes) -> str:
+    digest = hasher.copy()
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _argument(encoded_name: bytes, name: str, value: Any, active: set[int]) -> bytes:
+    """One entry of the arguments' dict encoding, or a CacheKeyError naming the argument."""
+    try:
+        return encoded_name + _encode(value, active)
+    except _Unkeyable as exc:
+        raise _argument_error(name, exc.path, exc.reason) from None
+    except RecursionError:
+        raise _argument_error(name, "", "is nested too deeply to encode") from None
 
 
 def _argument_error(name: str, path: str, reason: str) -> CacheKeyError:
@@ -619,8 +648,63 @@ def cache_key(func_id: str, version: str | None, input_id: str) -> str:
     >>> cache_key("mod.f", None, "00") == cache_key("mod.f", "", "00")
     False
     """
-    data = _TUPLE + _sequence((func_id, version, input_id), 3, set())
-    return hashlib.blake2b(data, digest_size=_DIGEST_SIZE, person=_KEY_PERSON).hexdigest()
+    return _hex_digest(_KEY_HASHER, _key_head(func_id, version) + _encode_str(input_id))
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_head(func_id: str, version: str | None) -> bytes:
+    """The encoding of the tuple ``(func_id, version, input_id)`` up to ``input_id``: the same
+    for every call of one function version."""
+    return _TUPLE + _length(3) + _encode(func_id, set()) + _encode(version, set())
+
+
+class KeyPlan:
+    """The keys of one function version's calls, with everything its calls share encoded once.
+
+    ``names`` are the arguments that enter the key, in the order the caller will pass their
+    values. ``keys(values)`` gives exactly ``input_id(dict(zip(names, values)))`` and the
+    matching :func:`cache_key`, without building the dict, re-encoding the names or sorting.
+
+    >>> plan = KeyPlan("mod.f", "v1", ("text", "n"))
+    >>> plan.keys(("hi", 3)) == (
+    ...     input_id({"text": "hi", "n": 3}),
+    ...     cache_key("mod.f", "v1", input_id({"n": 3, "text": "hi"})),
+    ... )
+    True
+    """
+
+    __slots__ = ("_arguments", "_input_head", "_key_head")
+
+    def __init__(self, func_id: str, version: str | None, names: Iterable[str]) -> None:
+        names = tuple(names)
+        if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+            raise ConfigurationError(f"names={names!r}: give distinct argument names (str)")
+        # input_id sorts its entries; distinct names settle that order by themselves, since
+        # each encoded name is self-delimiting. So it is fixed here, once.
+        self._arguments = sorted(
+            (_encode_str(name), name, index) for index, name in enumerate(names)
+        )
+        self._input_head = _DICT + _length(len(names))
+        # An input_id is always a 32-character hex str: its encoding's header is fixed too.
+        self._key_head = _key_head(func_id, version) + _STR + _length(2 * _DIGEST_SIZE)
+
+    def keys(self, values: Sequence[Any]) -> tuple[str, str]:
+        """``(input_id, cache_key)`` of a call whose key arguments are ``values``."""
+        if len(values) != len(self._arguments):
+            raise TypeError(f"expected {len(self._arguments)} values, got {len(values)}")
+        active: set[int] = set()
+        entries = [
+            _argument(encoded, name, values[index], active)
+            for encoded, name, index in self._arguments
+        ]
+        input_id = _hex_digest(_INPUT_HASHER, self._input_head + b"".join(entries))
+        return input_id, self.cache_key(input_id)
+
+    def cache_key(self, input_id: str) -> str:
+        """``cache_key(func_id, version, input_id)`` for an ``input_id`` from :func:`input_id`."""
+        if len(input_id) != 2 * _DIGEST_SIZE:
+            raise ValueError(f"input_id={input_id!r}: expected a hex digest from input_id()")
+        return _hex_digest(_KEY_HASHER, self._key_head + input_id.encode("ascii"))
 
 
 # -- ready-made input_key_fn ------------------------------------------------------------------

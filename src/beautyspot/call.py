@@ -118,6 +118,7 @@ class MarkedCall:
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters)
         self._names = tuple(p.name for p in parameters) if plain else None
         self._defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        self._save_failures_reported: set[type[BaseException]] = set()
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -277,6 +278,11 @@ class MarkedCall:
         return deleted
 
     def _load_blob(self, location: Any) -> bytes | None:
+        if not isinstance(location, str):
+            _warn(
+                f"a blob record holds no location string ({type(location).__name__}); recomputing"
+            )
+            return None
         try:
             return self.spot.storage.load(location)
         except OSError as exc:
@@ -331,7 +337,13 @@ class MarkedCall:
                 )
             )
         except Exception as exc:  # the result is paid for: return it even if it can't be kept
-            _warn(f"{self.func_id}: result computed but not saved ({type(exc).__name__}: {exc})")
+            # Once per error type: a full disk would otherwise warn for every item of a batch.
+            if type(exc) not in self._save_failures_reported:
+                self._save_failures_reported.add(type(exc))
+                _warn(
+                    f"{self.func_id}: result computed but not saved ({type(exc).__name__}: {exc}); "
+                    "the call returns it anyway, and further such failures are not repeated"
+                )
             return
         if self.spot.memory is not None:
             self.spot.memory.put(call.cache_key, encoded, expires_at)
@@ -414,7 +426,12 @@ def _is_live(record: Mapping[str, Any] | None) -> bool:
     if record is None:
         return False
     expires_at = record.get("expires_at")
-    return expires_at is None or expires_at > time.time()
+    if expires_at is None:
+        return True
+    if isinstance(expires_at, (int, float)) and not isinstance(expires_at, bool):
+        return expires_at > time.time()
+    _warn(f"a record's expires_at is not a time ({type(expires_at).__name__}); recomputing")
+    return False
 
 
 def _warn(message: str) -> None:

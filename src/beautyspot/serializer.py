@@ -62,6 +62,7 @@ import inspect
 import itertools
 import math
 import operator
+import re
 import types
 import typing
 import uuid
@@ -253,7 +254,9 @@ class Serializer:
         except SerializationError:
             raise
         except Exception as exc:
-            raise SerializationError(f"stored bytes are corrupt or truncated: {exc!r}") from exc
+            raise SerializationError(
+                f"stored bytes are corrupt or truncated ({_brief_error(exc)})"
+            ) from exc
         finally:
             decoding.open_tags = 0
             self._decodings.append(decoding)
@@ -359,8 +362,19 @@ class Serializer:
             return decoder(encoded)
         except Exception as exc:
             raise SerializationError(
-                f"the decoder registered for {_type_name(type_)} (code {code}) failed: {exc!r}"
+                f"the decoder registered for {_type_name(type_)} (code {code}) failed: "
+                f"{_brief_error(exc)}"
             ) from exc
+
+
+def _brief_error(exc: BaseException) -> str:
+    """Name an error without repr() of what it carries: msgpack's ExtraData holds the decoded
+    value, whose repr() can be huge or can itself raise on hostile data."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 _REGISTER_HINT = (
@@ -810,9 +824,17 @@ def _dtype_to_wire(dtype: Any) -> Any:
     return dtype.str if _numpy().dtype(dtype.str).type is dtype.type else dtype.str[0] + dtype.char
 
 
+#: byte order, type character, item size, datetime unit: '<i8', '|b1', '<M8[ns]', '<U5', '<q'.
+_SIMPLE_DTYPE = re.compile(r"[<>|=][A-Za-z?][0-9]{0,6}(\[[0-9]{0,6}[A-Za-z]{1,3}\])?")
+
+
 def _dtype_from_wire(np: Any, wire: Any) -> Any:
     kind = type(wire)
     if kind is str:
+        # Only the forms _dtype_to_wire writes: numpy parses other strings with a Python parser,
+        # which hostile stored text should never reach.
+        if not _SIMPLE_DTYPE.fullmatch(wire):
+            raise ValueError(f"bad numpy dtype {wire[:40]!r}")
         dtype = np.dtype(wire)
     elif kind is list:
         base, shape = wire
