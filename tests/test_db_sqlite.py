@@ -205,7 +205,7 @@ def test_new_file_gets_the_current_schema_in_wal_mode(db_path: Path) -> None:
     SQLiteTaskDB(db_path).init_schema()
     assert user_version(db_path) == len(MIGRATIONS)
     assert raw_execute(db_path, "PRAGMA journal_mode")[0][0] == "wal"
-    assert set(columns(db_path)) >= {field for field in TaskRecord.__dataclass_fields__}
+    assert set(columns(db_path)) >= set(TaskRecord._fields)
     assert "error_type" in columns(db_path, "failures")
 
 

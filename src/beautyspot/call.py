@@ -47,6 +47,7 @@ Step = tuple[str, Any]
 Steps = Generator[Step, Any, Any]
 
 _MISS = object()
+_ABSENT = object()  # a miss with no record at all (not an expired or damaged one)
 _PREVIEW_CHARS = 200
 _preview_repr = reprlib.Repr()
 _preview_repr.maxstring = 80
@@ -98,7 +99,7 @@ class BoundCall(NamedTuple):
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    arguments: Mapping[str, Any]
+    arguments: Mapping[str, Any] | None  # None until needed, for plain positional calls
     input_id: str
     cache_key: str
 
@@ -118,6 +119,16 @@ class MarkedCall:
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters)
         self._names = tuple(p.name for p in parameters) if plain else None
         self._defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        key_names = tuple(p.name for p in parameters if p.name not in options.ignore)
+        if options.input_key_fn is not None:
+            key_names = ("input_key_fn",)
+        self._plan = cachekey.KeyPlan(self.func_id, options.version, key_names)
+        # A call passing every key argument positionally needs no binding at all.
+        self._positional_arity = (
+            len(self._names)
+            if self._names is not None and not options.ignore and options.input_key_fn is None
+            else -1
+        )
         self._save_failures_reported: set[type[BaseException]] = set()
 
     # -- keys -------------------------------------------------------------------------------
@@ -145,6 +156,9 @@ class MarkedCall:
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> BoundCall:
         """Bind a call to the signature (defaults applied) and derive its keys."""
+        if not kwargs and len(args) == self._positional_arity:
+            input_id, key = self._plan.keys(args)
+            return BoundCall(args, kwargs, None, input_id, key)
         arguments = self._arguments(args, kwargs)
         if self.options.ignore:
             arguments = {k: v for k, v in arguments.items() if k not in self.options.ignore}
@@ -159,8 +173,14 @@ class MarkedCall:
                 ) from None
         else:
             input_id = cachekey.input_id(arguments)
-        key = cachekey.cache_key(self.func_id, self.options.version, input_id)
-        return BoundCall(args, kwargs, arguments, input_id, key)
+        return BoundCall(args, kwargs, arguments, input_id, self._plan.cache_key(input_id))
+
+    def arguments_of(self, call: BoundCall) -> Mapping[str, Any]:
+        """The call's arguments by name (bound lazily: a hit never needs them)."""
+        if call.arguments is not None:
+            return call.arguments
+        assert self._names is not None  # only plain signatures skip binding
+        return dict(zip(self._names, call.args, strict=True))
 
     # -- the flow ---------------------------------------------------------------------------
 
@@ -176,14 +196,21 @@ class MarkedCall:
                 return found[0]
         if read_db:
             record = self.spot.db.lookup(cache_key)
+            if record is None:
+                return _ABSENT
             if _is_live(record) and record.get("result_type") != BLOB:
                 found = self._verify(cache_key, record, record.get("result_data"))
                 if found is not None:
                     return found[0]
         return _MISS
 
-    def steps(self, call: BoundCall) -> Steps:
-        """The call after :meth:`cached` missed, as steps; returns the result."""
+    def steps(self, call: BoundCall, absent_as_of: int | None = None) -> Steps:
+        """The call after :meth:`cached` missed, as steps; returns the result.
+
+        ``absent_as_of``: :meth:`cached` found no record while the in-flight table had seen
+        this many releases. If none happened since, no leader of this process stored the key
+        in between, so the look before paying can be skipped.
+        """
         while True:
             claim = self.spot._inflight.claim(call.cache_key)
             if claim.is_leader:
@@ -196,7 +223,9 @@ class MarkedCall:
         try:
             # Another process, or a leader that finished before our claim, may have stored it
             # meanwhile; and blob records come here to be loaded: look before paying.
-            found = yield from self._lookup(call.cache_key)
+            found = None
+            if absent_as_of != self.spot._inflight.releases:
+                found = yield from self._lookup(call.cache_key)
             if found is not None:
                 value, encoded = found
             else:
@@ -327,7 +356,7 @@ class MarkedCall:
                     input_id=call.input_id,
                     version=options.version,
                     content_type=options.content_type,
-                    input_preview=preview_of(call.arguments),
+                    input_preview=preview_of(self.arguments_of(call)),
                     checksum=checksum,
                     size=len(encoded),
                     duration=duration,
@@ -352,7 +381,7 @@ class MarkedCall:
         failure = FailureRecord(
             cache_key=call.cache_key,
             func_name=self.func_id,
-            input_preview=preview_of(call.arguments),
+            input_preview=preview_of(self.arguments_of(call)),
             error_type=type(error).__qualname__,
             message=str(error),
             traceback="".join(traceback.format_exception(error)),
@@ -367,10 +396,11 @@ class MarkedCall:
 
     def run_sync(self, call: BoundCall) -> Any:
         """Carry out the steps in the calling thread."""
+        releases = self.spot._inflight.releases
         cached = self.cached(call.cache_key, read_db=True)
-        if cached is not _MISS:
+        if cached is not _MISS and cached is not _ABSENT:
             return cached
-        steps = self.steps(call)
+        steps = self.steps(call, releases if cached is _ABSENT else None)
         with closing(steps):  # an interrupted wait frees this key for other callers
             finished, item = _advance(steps, None)
             while not finished:
@@ -379,10 +409,11 @@ class MarkedCall:
 
     async def run_async(self, call: BoundCall) -> Any:
         """Carry out the steps on the event loop; blocking I/O goes to a worker thread."""
+        releases = self.spot._inflight.releases
         cached = self.cached(call.cache_key, read_db=self.spot.db.local_reads)
-        if cached is not _MISS:
+        if cached is not _MISS and cached is not _ABSENT:
             return cached
-        steps = self.steps(call)
+        steps = self.steps(call, releases if cached is _ABSENT else None)
         with closing(steps):  # a cancelled wait frees this key for other callers
             finished, item = _advance(steps, None)
             while not finished:

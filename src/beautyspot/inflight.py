@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 __all__ = ["Claim", "InFlight", "Outcome"]
 
@@ -31,19 +31,25 @@ class Claim:
     ``asyncio.wrap_future``, so threads and event-loop tasks share one mechanism.
     """
 
-    __slots__ = ("_table", "future", "is_leader", "key")
+    __slots__ = ("_resolved", "_table", "future", "is_leader", "key")
 
-    def __init__(self, table: InFlight, key: str, future: Future[Outcome], is_leader: bool):
+    def __init__(
+        self, table: InFlight, key: str, future: Future[Outcome] | None, is_leader: bool
+    ) -> None:
         self._table = table
         self.key = key
-        self.future = future
+        self.future = future  # a follower's; a leader's is made by its first follower
         self.is_leader = is_leader
+        self._resolved = False
 
     def resolve(self, outcome: Outcome) -> None:
-        """Leader only: hand the outcome to the followers and free the key."""
-        self._table._release(self.key, self.future)
-        if not self.future.done():
-            self.future.set_result(outcome)
+        """Leader only: hand the outcome to the followers (if any came) and free the key."""
+        if self._resolved:
+            return
+        self._resolved = True
+        future = self._table._release(self.key)
+        if future is not None:
+            future.set_result(outcome)
 
     def abandon(self) -> None:
         """Leader only: free the key without an outcome; followers retry."""
@@ -63,17 +69,23 @@ class InFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._futures: dict[str, Future[Outcome]] = {}
+        # key -> its followers' Future, made only when a first follower comes: most misses
+        # have none, and a Future costs more than the rest of a claim.
+        self._futures: dict[str, Future[Outcome] | None] = {}
+        #: Keys released so far: a lookup made before the latest release may be stale.
+        self.releases = 0
 
     def claim(self, key: str) -> Claim:
         with self._lock:
-            future = self._futures.get(key)
-            if future is not None:
-                return Claim(self, key, future, is_leader=False)
-            future = self._futures[key] = Future()
-            return Claim(self, key, future, is_leader=True)
+            if key not in self._futures:
+                self._futures[key] = None
+                return Claim(self, key, None, is_leader=True)
+            future = self._futures[key]
+            if future is None:
+                future = self._futures[key] = Future()
+            return Claim(self, key, future, is_leader=False)
 
-    def _release(self, key: str, future: Future[Any]) -> None:
+    def _release(self, key: str) -> Future[Outcome] | None:
         with self._lock:
-            if self._futures.get(key) is future:
-                del self._futures[key]
+            self.releases += 1
+            return self._futures.pop(key, None)

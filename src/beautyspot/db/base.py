@@ -9,8 +9,8 @@ with :class:`~beautyspot.errors.NotSupportedError` instead of guessing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from beautyspot.errors import NotSupportedError
 
@@ -24,8 +24,7 @@ BLOB = "blob"
 RESULT_FIELDS = ("result_type", "result_value", "result_data", "checksum", "expires_at")
 
 
-@dataclass(frozen=True)
-class TaskRecord:
+class TaskRecord(NamedTuple):
     """One cached result, as the core hands it to :meth:`TaskDB.save_record`.
 
     ``result_type`` is ``"inline"`` (the encoded result is ``result_data``) or ``"blob"`` (the
@@ -48,7 +47,7 @@ class TaskRecord:
     expires_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -41,7 +41,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at REAL,
             expires_at REAL
         )""",
-        "CREATE INDEX tasks_func_name_created_at ON tasks (func_name, created_at)",
         """CREATE TABLE failures (
             id INTEGER PRIMARY KEY,
             cache_key TEXT,
@@ -56,7 +55,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 # Constant SQL strings, so sqlite3's per-connection statement cache reuses prepared statements.
-_TASK_COLUMNS = tuple(field.name for field in fields(TaskRecord))
+_TASK_COLUMNS = TaskRecord._fields
 _FAILURE_COLUMNS = tuple(field.name for field in fields(FailureRecord))
 _SAVE = (
     f"INSERT OR REPLACE INTO tasks ({', '.join(_TASK_COLUMNS)}) "
@@ -82,6 +81,8 @@ class _Connection(sqlite3.Connection):
 
     pid: int = 0
     thread: threading.Thread | None = None
+    #: Reused by every lookup, with plain tuple rows (no sqlite3.Row for five known columns).
+    lookup_cursor: sqlite3.Cursor
 
 
 class _ThreadConnection(threading.local):
@@ -156,10 +157,17 @@ class SQLiteTaskDB(TaskDB):
 
     def lookup(self, cache_key: str) -> dict[str, Any] | None:
         """The fields a hit needs, read as a plain tuple: the hot path of every cached call."""
-        cursor = self._connection().cursor()
-        cursor.row_factory = None  # skip sqlite3.Row for the five known columns
-        row = cursor.execute(_LOOKUP, (cache_key,)).fetchone()
-        return None if row is None else dict(zip(RESULT_FIELDS, row, strict=True))
+        row = self._connection().lookup_cursor.execute(_LOOKUP, (cache_key,)).fetchone()
+        if row is None:
+            return None
+        result_type, result_value, result_data, checksum, expires_at = row
+        return {
+            "result_type": result_type,
+            "result_value": result_value,
+            "result_data": result_data,
+            "checksum": checksum,
+            "expires_at": expires_at,
+        }
 
     def save(
         self,
@@ -189,9 +197,8 @@ class SQLiteTaskDB(TaskDB):
     def save_record(self, record: TaskRecord) -> None:
         """Insert or replace ``record`` atomically; a missing ``created_at`` becomes now."""
         if record.created_at is None:
-            record = replace(record, created_at=time.time())
-        values = tuple(getattr(record, column) for column in _TASK_COLUMNS)
-        self._connection().execute(_SAVE, values)
+            record = record._replace(created_at=time.time())
+        self._connection().execute(_SAVE, record)  # a NamedTuple in column order
 
     def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
         """Up to ``limit`` records, newest ``created_at`` first."""
@@ -276,6 +283,8 @@ class SQLiteTaskDB(TaskDB):
                 factory=_Connection,
             )
             conn.pid, conn.thread = pid, threading.current_thread()
+            conn.lookup_cursor = conn.cursor()
+            conn.lookup_cursor.row_factory = None
             try:
                 self._configure(conn, prepare_schema=self._ready_pid != pid)
             except BaseException:
