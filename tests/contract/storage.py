@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -56,7 +57,17 @@ class BlobStorageContract:
 
 
 class FullBlobStorageContract(BlobStorageContract):
-    """The required contract plus ``delete`` and ``iter_locations``."""
+    """The required contract plus ``delete``, ``iter_locations`` and ``stat``."""
+
+    def test_stat_gives_size_and_modification_time(self, storage: BlobStorageBase) -> None:
+        before = time.time()
+        location = storage.save(core_key("a"), b"12345")
+        stat = storage.stat(location)
+        assert stat.size == 5
+        assert before - 2 <= stat.modified_at <= time.time() + 2
+        storage.delete(location)
+        with pytest.raises(FileNotFoundError):
+            storage.stat(location)
 
     def test_deleted_blob_is_missing(self, storage: BlobStorageBase) -> None:
         location = storage.save(core_key("a"), b"data")

@@ -1,7 +1,8 @@
 """The TaskDB contract suite: subclass it with a ``taskdb`` fixture yielding a fresh backend.
 
 ``TaskDBContract`` covers the four required methods (a user's minimal backend passes it);
-``FullTaskDBContract`` adds ``save_record``, ``delete`` and failures.
+``FullTaskDBContract`` adds the optional methods: ``lookup``, ``save_record``, ``delete``,
+failures, and what garbage collection needs (``iter_blob_locations``, ``delete_expired``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import asdict
 
 import pytest
 
-from beautyspot.db.base import FailureRecord, TaskDB, TaskRecord
+from beautyspot.db.base import RESULT_FIELDS, FailureRecord, TaskDB, TaskRecord
 
 __all__ = ["FullTaskDBContract", "TaskDBContract"]
 
@@ -100,7 +101,32 @@ class TaskDBContract:
 
 
 class FullTaskDBContract(TaskDBContract):
-    """The required contract plus the optional methods: save_record, delete and failures."""
+    """The required contract plus the optional methods."""
+
+    def test_lookup_gives_the_result_fields_of_get(self, db: TaskDB) -> None:
+        save_inline(db, "k1", b"payload")
+        db.save("k2", "pkg.fn", "in-2", None, "blob", None, result_value="ab/ab12")
+        for key in ("k1", "k2"):
+            full, fast = db.get(key), db.lookup(key)
+            assert full is not None and fast is not None
+            assert {name: fast[name] for name in RESULT_FIELDS} == {
+                name: full.get(name) for name in RESULT_FIELDS
+            }
+        assert db.lookup("never-saved") is None
+
+    def test_iter_blob_locations_lists_blob_records_only(self, db: TaskDB) -> None:
+        save_inline(db, "inline")
+        db.save("b1", "pkg.fn", "in-1", None, "blob", None, result_value="ab/one")
+        db.save("b2", "pkg.fn", "in-2", None, "blob", None, result_value="cd/two")
+        assert sorted(db.iter_blob_locations()) == ["ab/one", "cd/two"]
+
+    def test_delete_expired_removes_only_expired_records(self, db: TaskDB) -> None:
+        for key, expires in (("past", 1000.0), ("future", 9e9), ("forever", None)):
+            db.save_record(
+                TaskRecord(key, "fn", "in", None, "inline", None, None, b"x", expires_at=expires)
+            )
+        assert db.delete_expired(now=2000.0) == 1
+        assert [db.get(k) is None for k in ("past", "future", "forever")] == [True, False, False]
 
     def test_save_record_round_trips_every_field(self, db: TaskDB) -> None:
         record = TaskRecord(
