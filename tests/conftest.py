@@ -35,6 +35,29 @@ def service_unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+class FakeClock:
+    """A clock that only moves when something sleeps on it (or a test sets ``now``)."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def fake_limiter(tpm: float, burst: float | None = None) -> tuple[bs.Limiter, FakeClock]:
+    """An in-process limiter on a :class:`FakeClock`: schedules are exact, nothing waits."""
+    clock = FakeClock()
+    limiter = bs.Limiter(tpm, burst, clock=clock, sleep=clock.sleep, async_sleep=clock.async_sleep)
+    return limiter, clock
+
+
 # -- pickle is never reached from beautyspot code, anywhere in the suite --------------------
 
 

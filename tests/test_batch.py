@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import FakeClock
 
 import beautyspot as bs
 from beautyspot.batch import Progress
@@ -35,22 +36,6 @@ class Runs:
     def leave(self) -> None:
         with self._lock:
             self.active -= 1
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def flaky(failures: int, error: type[Exception] = TimeoutError) -> Any:

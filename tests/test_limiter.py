@@ -14,31 +14,10 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.conftest import FakeClock, fake_limiter
 
 from beautyspot.errors import ConfigurationError
 from beautyspot.limiter import Limiter, RedisLimiter, gcra, limiter_from
-
-
-class FakeClock:
-    """A clock that only moves when someone sleeps on it (or a test sets ``now``)."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def fake_limiter(tpm: float, burst: float | None = None) -> tuple[Limiter, FakeClock]:
-    clock = FakeClock()
-    limiter = Limiter(tpm, burst, clock=clock, sleep=clock.sleep, async_sleep=clock.async_sleep)
-    return limiter, clock
 
 
 def starts(limiter: Limiter, clock: FakeClock, costs: list[float]) -> list[float]:

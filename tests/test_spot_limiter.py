@@ -7,29 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import fake_limiter
 
 import beautyspot as bs
-
-
-class FakeClock:
-    """A clock that only moves when a limiter sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def fake_limiter(tpm: float) -> tuple[bs.Limiter, FakeClock]:
-    clock = FakeClock()
-    return bs.Limiter(tpm, clock=clock, sleep=clock.sleep, async_sleep=clock.async_sleep), clock
 
 
 def test_seed_snippet_paces_one_call_per_second(workdir: Path) -> None:
