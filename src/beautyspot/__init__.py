@@ -21,6 +21,7 @@ from beautyspot.errors import (
     StorageError,
 )
 from beautyspot.limiter import Limiter
+from beautyspot.maintenance import GCReport
 from beautyspot.memory import MemoryCache
 from beautyspot.serializer import Serializer
 from beautyspot.spot import MarkedFunction, Project, Spot
@@ -34,6 +35,7 @@ __all__ = [
     "BlobStorageBase",
     "CacheKeyError",
     "ConfigurationError",
+    "GCReport",
     "KeyGen",
     "Limiter",
     "MarkedFunction",

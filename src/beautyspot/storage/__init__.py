@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 from beautyspot._registry import backend_from
-from beautyspot.storage.base import BlobStorageBase
+from beautyspot.storage.base import BlobStat, BlobStorageBase
 from beautyspot.storage.local import LocalStorage
 
-__all__ = ["BlobStorageBase", "LocalStorage", "storage_from"]
+__all__ = ["BlobStat", "BlobStorageBase", "LocalStorage", "storage_from"]
 
 #: URL scheme -> "module:Class"; a new backend is one file plus one line here.
 BACKENDS = {
