@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -430,5 +431,25 @@ def test_limiter_from_checks_the_rate() -> None:
 
 def test_importing_the_limiter_does_not_import_redis() -> None:
     code = "import sys, beautyspot.limiter; sys.exit('redis' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "module", ["beautyspot.limiter.base", "beautyspot.limiter.memory", "beautyspot.batch"]
+)
+def test_modules_used_by_sync_code_import_without_asyncio(module: str) -> None:
+    # Importing asyncio is most of what `import beautyspot` costs; only async paths need it.
+    # The package __init__ files (which import every module) are stubbed, to look at one alone.
+    package = Path(inspect.getfile(Limiter)).parents[1]
+    stubs = {"beautyspot": str(package), "beautyspot.limiter": str(package / "limiter")}
+    code = f"""
+import sys, types
+for name, path in {stubs!r}.items():
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].__path__ = [path]
+import {module}
+sys.exit("asyncio" in sys.modules)
+"""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import dataclasses
 import enum
+import gc
 import inspect
 import math
 import os
@@ -575,6 +576,92 @@ def test_deep_or_cyclic_values_are_refused() -> None:
     for value in (deep, cyclic, (cyclic,)):
         with pytest.raises(SerializationError, match="nested too deeply"):
             Serializer().dumps(value)
+
+
+# -- what msgpack packs without asking: bytearray, memoryview, ExtType ----------------------
+
+#: Neighbours that send dumps down each of its ways of looking for those: a small output is
+#: scanned first; a large one of few objects is walked first; a large one of many objects is
+#: scanned first, then walked if the scan finds a header it cannot account for.
+NEIGHBOURS = {
+    "none": None,
+    "large bytes": b"\xc4\xc7\xd4" * 2000,
+    "many small ints": [7] * 5000,
+    "many noisy floats": [i + 0.123 for i in range(3000)],
+}
+
+
+def beside(neighbour: Any, value: Any) -> Any:
+    return value if neighbour is None else {"pad": neighbour, "value": value}
+
+
+HOLDERS_OF_BYTEARRAYS: dict[str, Any] = {
+    "alone": bytearray(b"\xc4"),
+    "in a list": [1, bytearray(b"a")],
+    "as a dict value": {"k": bytearray(b"a")},
+    "deep in lists and dicts": [{"a": [[{"b": bytearray(b"\xd4")}]]}],
+    "in a tuple in a list": [(bytearray(b"t"),)],
+    "in a list in a tuple in a dict": {"s": (1, [bytearray()])},
+}
+
+
+@pytest.mark.parametrize("neighbour", NEIGHBOURS.values(), ids=NEIGHBOURS.keys())
+@pytest.mark.parametrize("value", HOLDERS_OF_BYTEARRAYS.values(), ids=HOLDERS_OF_BYTEARRAYS.keys())
+def test_bytearrays_come_back_as_bytearrays_at_any_size(neighbour: Any, value: Any) -> None:
+    roundtrip(beside(neighbour, value))
+
+
+@pytest.mark.parametrize("neighbour", NEIGHBOURS.values(), ids=NEIGHBOURS.keys())
+def test_a_bytearray_a_registered_encoder_returns_comes_back(neighbour: Any) -> None:
+    s = Serializer()
+    s.register(Model, 7, encoder=lambda m: [bytearray(m.name.encode())], decoder=list)
+    back = s.loads(s.dumps(beside(neighbour, Model("n"))))
+    assert_same(beside(neighbour, [bytearray(b"n")]), back)
+
+
+IMPOSTORS: dict[str, Any] = {
+    "memoryview": [memoryview(b"x")],
+    "memoryview as a key": {"a": 1, memoryview(b"k"): 2},
+    "ExtType": {"e": msgpack.ExtType(1, b"")},
+    "ExtType as a key": {msgpack.ExtType(3, b"x"): 1},
+    "ExtType in a tuple": (msgpack.ExtType(5, b"abc"),),
+    "memoryview deep": [{"a": [[{"b": memoryview(b"\xd4")}]]}],
+    "memoryview beside a bytearray": [bytearray(b"a"), memoryview(b"b")],
+}
+
+
+@pytest.mark.parametrize("neighbour", NEIGHBOURS.values(), ids=NEIGHBOURS.keys())
+@pytest.mark.parametrize("value", IMPOSTORS.values(), ids=IMPOSTORS.keys())
+def test_memoryviews_and_ext_types_are_refused_at_any_size(neighbour: Any, value: Any) -> None:
+    refused = r"cannot store .*\((memoryview|msgpack\.ext\.ExtType)\)"
+    with pytest.raises(SerializationError, match=refused):
+        Serializer().dumps(beside(neighbour, value))
+
+
+@pytest.mark.parametrize("neighbour", NEIGHBOURS.values(), ids=NEIGHBOURS.keys())
+def test_a_memoryview_a_registered_encoder_returns_is_refused(neighbour: Any) -> None:
+    s = Serializer()
+    s.register(Model, 7, encoder=lambda m: {"v": memoryview(m.name.encode())}, decoder=dict)
+    with pytest.raises(SerializationError, match="memoryview"):
+        s.dumps(beside(neighbour, [Model("n")]))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(list(NEIGHBOURS.values())), st.deferred(lambda: VALUES))
+def test_generated_values_round_trip_exactly_beside_large_data(neighbour: Any, value: Any) -> None:
+    roundtrip(beside(neighbour, value))
+
+
+def test_storing_a_large_value_leaves_no_garbage_cycle_behind() -> None:
+    # A packer's buffer is as large as the output; a cycle would keep it until the next gc run.
+    s = Serializer()
+    gc.disable()
+    try:
+        gc.collect()
+        s.dumps(b"x" * (3 << 20))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 # -- annotations ------------------------------------------------------------------------------

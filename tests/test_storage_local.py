@@ -125,6 +125,51 @@ def test_symlinks_inside_the_folder_are_followed(storage, root, tmp_path) -> Non
     assert LocalStorage(tmp_path / "alias").load("ab/abc") == b"data"
 
 
+def test_symlinks_planted_after_first_use_are_refused(storage, root, tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "evfile").write_bytes(b"secret")
+    assert storage.load(storage.save("abc", b"data")) == b"data"
+    (root / "ab" / "abevil").symlink_to(outside / "evfile")
+    (root / "ev").symlink_to(outside, target_is_directory=True)
+    (root / "ab" / "abc").unlink()
+    (root / "ab" / "abc").symlink_to(outside / "evfile")
+    for location in ("ab/abevil", "ev/evfile", "ab/abc"):
+        with pytest.raises(StorageError, match="outside the storage folder"):
+            storage.load(location)
+        with pytest.raises(StorageError, match="outside the storage folder"):
+            storage.stat(location)
+
+
+def test_a_root_that_appears_later_is_resolved_when_it_exists(tmp_path: Path) -> None:
+    real, alias = tmp_path / "real", tmp_path / "alias"
+    storage = LocalStorage(alias)
+    with pytest.raises(FileNotFoundError):
+        storage.load("ab/abc")
+    real.mkdir()
+    alias.symlink_to(real, target_is_directory=True)
+    location = storage.save("abc", b"data")
+    assert storage.load(location) == b"data"
+    assert (real / location).read_bytes() == b"data"
+    (real / "ab" / "ablink").symlink_to(real / "ab" / "abc")
+    assert storage.load("ab/ablink") == b"data"  # inside the real folder, so followed
+
+
+def test_loads_without_symlinks_resolve_no_path(storage, monkeypatch) -> None:
+    # realpath walks every folder from "/" down: once per load cost more than the read itself.
+    location = storage.save("abc", b"data")
+    storage.load(location)
+    calls = []
+    real_realpath = os.path.realpath
+    monkeypatch.setattr(
+        os.path, "realpath", lambda *a, **k: calls.append(a) or real_realpath(*a, **k)
+    )
+    for _ in range(3):
+        assert storage.load(location) == b"data"
+        assert storage.stat(location).size == 4
+    assert calls == []
+
+
 def test_missing_blob_is_file_not_found(storage) -> None:
     with pytest.raises(FileNotFoundError):
         storage.load("ab/abc")

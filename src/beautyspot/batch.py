@@ -14,7 +14,6 @@ retries, :class:`Progress` and :func:`summary` say where the batch stands. :func
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 import random as _random
@@ -27,9 +26,13 @@ from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from numbers import Real
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from beautyspot.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    # At run time the async code imports it: it is most of what `import beautyspot` would cost.
+    import asyncio
 
 __all__ = ["MAX_BACKOFF", "Progress", "RetryPolicy", "amap", "backoff_delay", "map", "summary"]
 
@@ -737,6 +740,8 @@ class _Tasks:
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[object]] | None,
     ) -> None:
+        import asyncio
+
         self.fn, self.calls, self.policy, self.sleep = fn, calls, policy, sleep
         self.stop = asyncio.Event()
         self.started: dict[asyncio.Task[Attempted], int] = {}
@@ -752,6 +757,8 @@ class _Tasks:
             reply = await self._step(kind, index)
 
     async def _step(self, kind: str, index: int) -> Any:
+        import asyncio
+
         if kind == LOOKUP:
             lookup = self.fn.is_cached  # type: ignore[attr-defined]
             return await asyncio.to_thread(_captured, lookup, self.calls[index])
@@ -774,6 +781,8 @@ class _Tasks:
 
     async def _pause(self, seconds: float) -> bool:
         """Wait before a retry; False when the batch stopped meanwhile (don't retry)."""
+        import asyncio
+
         if self.sleep is None:
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), seconds)
@@ -783,6 +792,8 @@ class _Tasks:
 
     async def cancel(self) -> list[tuple[int, Attempted | None]]:
         """Cancel the running items; every finished one."""
+        import asyncio
+
         for task in self.pending:
             task.cancel()
         await asyncio.gather(*self.pending, return_exceptions=True)
@@ -820,6 +831,8 @@ async def amap(
     >>> asyncio.run(spot.amap(square, [1, 2, 3], concurrency=2))
     [1, 4, 9]
     """
+    import asyncio
+
     _check_marked(fn, asynchronous=True)
     window = _positive(concurrency, "concurrency")
     policy = retry_policy(retries, retry_on, backoff, random)

@@ -10,7 +10,6 @@ between sync and async code.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import reprlib
@@ -432,6 +431,8 @@ class MarkedCall:
         return function(*arguments)
 
     async def _carry_out_async(self, kind: str, payload: Any) -> Any:
+        import asyncio  # only async callers need it; keeps `import beautyspot` light
+
         if kind == RUN:
             try:
                 return True, await self.func(*payload.args, **payload.kwargs)

@@ -96,6 +96,10 @@ _IMPOSTORS = frozenset({bytearray, memoryview, msgpack.ExtType})
 _ALL_BUT_BIN_AND_EXT_HEADERS = bytes(
     sorted(set(range(256)) - {*range(0xC4, 0xCA), *range(0xD4, 0xD9)})
 )
+#: Scanning about this many output bytes costs as much as walking one object of the value.
+_SCANNED_BYTES_PER_OBJECT = 32
+#: Below this size an output is scanned for impostors' headers at once: a walk would cost more.
+_WALK_FIRST_FROM = 1024
 #: Below this size loads copies the body; above it, a memoryview avoids copying the whole blob.
 _COPY_BODY_BELOW = 4096
 #: A Packer's buffer never shrinks; one that wrote more than this is dropped after use.
@@ -424,35 +428,26 @@ class _Unstorable(Exception):
 class _Encoding:
     """One Packer and the bookkeeping of the dumps call using it."""
 
-    __slots__ = ("_encoder_for", "_fields_seen", "_packer", "_tag_bytearrays", "_tags")
+    __slots__ = ("_packer", "_tagging")
 
     def __init__(self, encoder_for: Callable[[Any], _Encoder]) -> None:
-        self._encoder_for = encoder_for
+        # The packer calls back into a _Tagging that does not point back at the packer: without
+        # that cycle, a dropped encoding frees its buffer at once rather than at the next gc run.
+        self._tagging = _Tagging(encoder_for)
         self._packer = msgpack.Packer(
-            default=self._default, use_bin_type=True, strict_types=True, autoreset=False
+            default=self._tagging.default, use_bin_type=True, strict_types=True, autoreset=False
         )
-        self._fields_seen: list[Iterable[Any]] = []
-        self._tags = 0
-        self._tag_bytearrays = False
 
     def encode(self, value: Any) -> bytes:
+        tagging = self._tagging
         try:
             data = self._pack(value)
-            # msgpack packs bytearray and memoryview as bin (so they would come back as bytes)
-            # and ExtType as raw extension data, without asking `default`. Each of our tags
-            # writes one ext header byte; only if the output holds more bin or ext header bytes
-            # (real ones, or look-alikes inside other data) is the value searched for them.
-            headers = data.translate(None, _ALL_BUT_BIN_AND_EXT_HEADERS)
-            if len(headers) != self._tags and _holds_impostor(
-                [value, *itertools.chain.from_iterable(self._fields_seen)]
-            ):
-                self._tag_bytearrays = True
+            if tagging.packed_an_impostor(value, data):
+                tagging.tag_bytearrays = True
                 data = self._pack(_with_bytearrays_tagged(value))
             return data
         finally:
-            self._fields_seen.clear()
-            self._tags = 0
-            self._tag_bytearrays = False
+            tagging.reset()
 
     def _pack(self, value: Any) -> bytes:
         self._packer.pack(FORMAT_VERSION)
@@ -461,16 +456,54 @@ class _Encoding:
         self._packer.reset()
         return data
 
-    def _default(self, obj: Any) -> list[Any]:
+
+class _Tagging:
+    """The Packer's ``default`` hook, and what it saw during one dumps call."""
+
+    __slots__ = ("_encoder_for", "_fields_seen", "_tags", "tag_bytearrays")
+
+    def __init__(self, encoder_for: Callable[[Any], _Encoder]) -> None:
+        self._encoder_for = encoder_for
+        self._fields_seen: list[Iterable[Any]] = []
+        self._tags = 0
+        self.tag_bytearrays = False
+
+    def reset(self) -> None:
+        self._fields_seen.clear()
+        self._tags = 0
+        self.tag_bytearrays = False
+
+    def default(self, obj: Any) -> list[Any]:
         encoder = self._encoder_for(obj)
         fields = encoder.fields(obj)
         if encoder.holds_values:
-            if self._tag_bytearrays:
+            if self.tag_bytearrays:
                 fields = [_with_bytearrays_tagged(field) for field in fields]
             else:
                 self._fields_seen.append(fields)
         self._tags += 1
         return [_MARKERS[encoder.tag], *fields]
+
+    def packed_an_impostor(self, value: Any, data: bytes) -> bool:
+        """True if packing ``value`` into ``data`` wrote a bytearray, memoryview or ExtType.
+
+        msgpack packs those as bin or extension data without asking ``default``, so they would
+        come back as bytes, or as one of our tags. They can only sit in lists and dicts (or in
+        the fields of tagged values, which ``default`` saw), so a walk of those finds them. Each
+        of our tags writes one ext header byte, so if ``data`` holds no other bin or ext header
+        bytes (real ones, or look-alikes inside other data), there is nothing to find.
+        """
+        # The walk costs per object and the scan per byte: on a large output, walk first while
+        # the walk is the cheaper of the two (a few large bytes, arrays or strings).
+        if len(data) >= _WALK_FIRST_FROM:
+            found = _holds_impostor(self._roots(value), len(data) // _SCANNED_BYTES_PER_OBJECT)
+            if found is not None:
+                return found
+        headers = data.translate(None, _ALL_BUT_BIN_AND_EXT_HEADERS)
+        return len(headers) != self._tags and _holds_impostor(self._roots(value)) is True
+
+    def _roots(self, value: Any) -> list[Any]:
+        return [value, *itertools.chain.from_iterable(self._fields_seen)]
 
 
 class _Decoding:
@@ -508,19 +541,39 @@ def _take(pool: list[Any]) -> Any:
         return None
 
 
-def _holds_impostor(level: list[Any]) -> bool:
-    """True if msgpack packed a bytearray, memoryview or ExtType somewhere in ``level``."""
+def _holds_impostor(level: list[Any], budget: float = math.inf) -> bool | None:
+    """True if msgpack packed a bytearray, memoryview or ExtType somewhere in ``level``, or
+    None if finding out would look at more than about ``budget`` objects."""
+    sizing = budget < math.inf
+    budget -= len(level)
+    if budget < 0:
+        return None
     while level:
-        if not _IMPOSTORS.isdisjoint(map(type, level)):
+        types = set(map(type, level))
+        if not _IMPOSTORS.isdisjoint(types):
             return True
-        # gc.get_referents yields exactly the items of lists and the keys and values of dicts,
-        # without a Python-level loop; packing succeeded, so the structure is finite.
-        walked = itertools.compress(level, map(_IS_PLAIN_CONTAINER, map(type, level)))
+        if _PLAIN_CONTAINERS.isdisjoint(types):
+            return False
+        walked = level
+        if sizing or not types <= _PLAIN_CONTAINERS_AND_ATOMS:
+            walked = list(itertools.compress(level, map(_IS_PLAIN_CONTAINER, map(type, level))))
+        if sizing:
+            # Size the next level before building it: a list holds len() items, a dict len()
+            # values (and as many keys, unless all are str).
+            budget -= sum(map(len, walked))
+            if budget < 0:
+                return None
+        # gc.get_referents yields exactly the items of lists, the keys (unless all are str) and
+        # values of dicts, and nothing for atoms, without a Python-level loop; packing
+        # succeeded, so the structure is finite.
         level = gc.get_referents(*walked)
     return False
 
 
-_IS_PLAIN_CONTAINER = frozenset({list, dict}).__contains__
+_PLAIN_CONTAINERS = frozenset({list, dict})
+_IS_PLAIN_CONTAINER = _PLAIN_CONTAINERS.__contains__
+#: Lists, dicts, and the types in whose instances gc.get_referents finds nothing.
+_PLAIN_CONTAINERS_AND_ATOMS = _PLAIN_CONTAINERS | {type(None), bool, int, float, str, bytes}
 
 
 def _with_bytearrays_tagged(value: Any) -> Any:

@@ -19,11 +19,23 @@ from typing import Any, TypeVar
 from beautyspot.errors import ConfigurationError
 from beautyspot.limiter.gcra import Slot, emission_interval
 
-__all__ = ["BaseLimiter", "Cost"]
+__all__ = ["BaseLimiter", "Cost", "asyncio_sleep"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: A call's cost: a number of tokens, or a callable receiving the call's (*args, **kwargs).
 Cost = float | Callable[..., float]
+
+
+async def asyncio_sleep(seconds: float) -> None:
+    """``asyncio.sleep``, with asyncio imported on first use: only async code needs it, and
+    importing it is most of what ``import beautyspot`` would cost.
+
+    >>> import asyncio
+    >>> asyncio.run(asyncio_sleep(0))
+    """
+    import asyncio
+
+    await asyncio.sleep(seconds)
 
 
 def _is_number(value: object) -> bool:
@@ -64,7 +76,7 @@ class BaseLimiter(ABC):
         burst: float | None,
         *,
         sleep: Callable[[float], object],
-        async_sleep: Callable[[float], Awaitable[object]],
+        async_sleep: Callable[[float], Awaitable[object]] = asyncio_sleep,
     ) -> None:
         self._tpm = _checked_tpm(tpm)
         self._burst = _checked_burst(burst)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
 
 from beautyspot.limiter import gcra
-from beautyspot.limiter.base import BaseLimiter
+from beautyspot.limiter.base import BaseLimiter, asyncio_sleep
 
 __all__ = ["Limiter"]
 
@@ -50,7 +49,7 @@ class Limiter(BaseLimiter):
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
-        async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        async_sleep: Callable[[float], Awaitable[object]] = asyncio_sleep,
     ) -> None:
         super().__init__(tpm, burst, sleep=sleep, async_sleep=async_sleep)
         self._clock = clock

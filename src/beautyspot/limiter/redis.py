@@ -7,11 +7,9 @@ client only sleeps for the duration the server hands back. ``redis`` is imported
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import time
-from importlib.resources import files
 from typing import Any
 
 from beautyspot.errors import ConfigurationError
@@ -35,6 +33,8 @@ def is_redis_url(value: object) -> bool:
 
 @functools.cache
 def _script_source() -> str:
+    from importlib.resources import files  # here, not at import: it costs a few ms
+
     return files("beautyspot.limiter").joinpath("gcra.lua").read_text(encoding="utf-8")
 
 
@@ -81,7 +81,7 @@ class RedisLimiter(BaseLimiter):
         *,
         key: str = "beautyspot:limiter:default",
     ) -> None:
-        super().__init__(tpm, burst, sleep=time.sleep, async_sleep=asyncio.sleep)
+        super().__init__(tpm, burst, sleep=time.sleep)
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
         self._key = key
@@ -92,6 +92,8 @@ class RedisLimiter(BaseLimiter):
         return Slot(float(now), float(start), float(tat))
 
     async def _reserve_async(self, cost: float) -> Slot:
+        import asyncio  # only async callers need it; keeps `import beautyspot` light
+
         return await asyncio.to_thread(self._reserve, cost)
 
     def __repr__(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,8 @@ class LocalStorage(BlobStorageBase):
 
     Locations are relative POSIX paths (``"ab/abcdef"``), so the folder can move. Folders are
     created on first save. Thread- and process-safe: each save writes a private temp file and
-    renames it over the final name.
+    renames it over the final name. The folder's own real path is resolved once, when it first
+    exists; a location that passes through a symlink is refused unless it stays in the folder.
 
     >>> import tempfile
     >>> storage = LocalStorage(tempfile.mkdtemp())
@@ -44,6 +44,7 @@ class LocalStorage(BlobStorageBase):
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a folder path (str or os.PathLike), not {root!r}")
         self.root = Path(root).absolute()
+        self._real_root: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> LocalStorage:
@@ -176,14 +177,27 @@ class LocalStorage(BlobStorageBase):
                 "letters, digits, '-', '.' and '_' (no '..', no absolute path, no backslash), "
                 "as returned by save()"
             )
-        real_root = os.path.realpath(self.root)
-        real = os.path.realpath(os.path.join(real_root, location))
+        real_root = self._resolved_root()
+        path = os.path.join(real_root, location)
+        if not _crosses_a_symlink(real_root, location):
+            return path  # no symlink, no "..": the path stays where it is, inside the root
+        real = os.path.realpath(path)
         if os.path.commonpath([real_root, real]) != real_root:
             raise StorageError(
                 f"blob location {location!r} is refused: it resolves to {real}, "
                 f"outside the storage folder {real_root} (a symlink points out of it)"
             )
         return real
+
+    def _resolved_root(self) -> str:
+        """The root's real path, resolved once the folder exists (the first save makes it)."""
+        # Resolving it on every load cost more than reading a small blob.
+        if self._real_root is None:
+            real_root = os.path.realpath(self.root)
+            if not os.path.isdir(real_root):
+                return real_root
+            self._real_root = real_root
+        return self._real_root
 
 
 def make_private_dirs(path: Path) -> None:
@@ -216,12 +230,25 @@ def _check_key(key: str) -> None:
 
 def _make_temp_file(folder: Path, key: str) -> tuple[int, str]:
     """An open owner-only temp file next to the final name; folders are made on demand."""
+    import tempfile  # here, not at the top: with shutil, it is 2 ms of `import beautyspot`
+
     make = functools.partial(tempfile.mkstemp, prefix=f".{key}.", suffix=_TEMP_SUFFIX, dir=folder)
     try:
         return make()
     except FileNotFoundError:
         make_private_dirs(folder)
         return make()
+
+
+def _crosses_a_symlink(real_root: str, location: str) -> bool:
+    """Whether a part of ``location`` under ``real_root`` is a symlink (a missing part is not:
+    nothing beyond it can be opened)."""
+    path = real_root
+    for part in location.split("/"):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            return True
+    return False
 
 
 def _is_blob(entry: os.DirEntry[str], folder_name: str) -> bool:
