@@ -58,6 +58,48 @@ def fake_limiter(tpm: float, burst: float | None = None) -> tuple[bs.Limiter, Fa
     return limiter, clock
 
 
+def nobody() -> tuple[int, int] | None:
+    """The user and group a root test drops to so that file modes apply; None if not root."""
+    if os.geteuid() != 0:
+        return None
+    import pwd  # POSIX only
+
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("running as root, with no 'nobody' user to drop privileges to")
+    return entry.pw_uid, entry.pw_gid
+
+
+def run_unprivileged(action: Callable[[], object]) -> str:
+    """``"ok"`` or ``"ErrorType: message"`` of ``action``, run in a forked child.
+
+    Root ignores file modes, so when we are root the child first becomes :func:`nobody`.
+    """
+    ids = nobody()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if ids is not None:
+                os.setgroups([])
+                os.setgid(ids[1])
+                os.setuid(ids[0])
+            try:
+                action()
+                outcome = "ok"
+            except Exception as error:
+                outcome = f"{type(error).__name__}: {error}"
+            os.write(writer, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        outcome = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return outcome
+
+
 # -- pickle is never reached from beautyspot code, anywhere in the suite --------------------
 
 

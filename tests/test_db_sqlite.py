@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import nobody, run_unprivileged
 
 from beautyspot.db.base import TaskRecord
 from beautyspot.db.sqlite import MIGRATIONS, SQLiteTaskDB
@@ -305,49 +306,11 @@ def test_new_file_and_folders_are_owner_only(tmp_path: Path, owner_only_umask: N
     db.close()
 
 
-def nobody() -> tuple[int, int]:
-    import pwd  # POSIX only
-
-    try:
-        entry = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("running as root, and there is no 'nobody' user to drop privileges to")
-    return entry.pw_uid, entry.pw_gid
-
-
-def run_unprivileged(action: Callable[[], object]) -> str:
-    """Run ``action`` in a forked child and return ``"ok"`` or ``"ErrorType: message"``.
-
-    Root ignores file modes, so when we are root the child first becomes ``nobody``.
-    """
-    ids = nobody() if os.geteuid() == 0 else None
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if ids is not None:
-                os.setgroups([])
-                os.setgid(ids[1])
-                os.setuid(ids[0])
-            try:
-                action()
-                outcome = "ok"
-            except Exception as error:
-                outcome = f"{type(error).__name__}: {error}"
-            os.write(writer, outcome.encode())
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        outcome = pipe.read().decode()
-    os.waitpid(pid, 0)
-    return outcome
-
-
 def hand_to_child(path: Path) -> None:
     """Make ``path`` belong to the user run_unprivileged runs as."""
-    if os.geteuid() == 0:
-        os.chown(path, *nobody())
+    ids = nobody()
+    if ids is not None:
+        os.chown(path, *ids)
 
 
 @pytest.fixture

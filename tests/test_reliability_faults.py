@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import nobody, run_unprivileged
 
 import beautyspot as bs
 
@@ -280,45 +281,6 @@ def test_a_db_path_holding_another_file_is_refused_by_name_and_kept(tmp_path: Pa
     assert sorted(os.listdir(tmp_path)) == ["results.db"]
 
 
-def nobody() -> tuple[int, int] | None:
-    """The user and group a root test drops to so that file modes apply; None if not root."""
-    if os.geteuid() != 0:
-        return None
-    import pwd  # POSIX only
-
-    try:
-        entry = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("running as root, with no 'nobody' user to drop privileges to")
-    return entry.pw_uid, entry.pw_gid
-
-
-def unprivileged(action: Callable[[], object]) -> str:
-    """``"ok"`` or ``"ErrorType: message"`` of ``action``, run in a forked child as nobody()."""
-    ids = nobody()
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if ids is not None:
-                os.setgroups([])
-                os.setgid(ids[1])
-                os.setuid(ids[0])
-            try:
-                action()
-                outcome = "ok"
-            except Exception as error:
-                outcome = f"{type(error).__name__}: {error}"
-            os.write(writer, outcome.encode())
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        outcome = pipe.read().decode()
-    os.waitpid(pid, 0)
-    return outcome
-
-
 @pytest.fixture
 def shared_folder() -> Iterator[Path]:
     """A folder owned by the unprivileged child's user, inside one it can enter."""
@@ -349,7 +311,7 @@ def test_a_read_only_db_is_a_clear_error_when_the_spot_is_created(
     os.chmod(target, 0o444 if read_only == "file" else 0o555)
     before = path.read_bytes()
 
-    outcome = unprivileged(lambda: bs.Spot("results", db=path))
+    outcome = run_unprivileged(lambda: bs.Spot("results", db=path))
 
     assert outcome.startswith(f"ConfigurationError: cannot write the task database {path}")
     assert f"{read_only} {target} is read-only" in outcome
