@@ -279,6 +279,24 @@ DISTINCT_PAIRS = {
     "timestamp-datetime": (pd.Timestamp("2024-01-01"), dt.datetime(2024, 1, 1)),
     "timedelta-pandas-std": (pd.Timedelta(seconds=1), dt.timedelta(seconds=1)),
     "nat-na": (pd.NaT, pd.NA),
+    "series-tz-unit": (
+        pd.Series(pd.date_range("2024", periods=1, tz=TOKYO)),
+        pd.Series(pd.date_range("2024", periods=1, tz=TOKYO)).dt.as_unit("s"),
+    ),
+    # Both dtypes are named "datetime64[ns, Asia/Tokyo]"; with no values, only the zone differs.
+    "series-tz-empty-zone-vs-named-offset": (
+        pd.Series([], dtype=pd.DatetimeTZDtype("ns", TOKYO)),
+        pd.Series(
+            [], dtype=pd.DatetimeTZDtype("ns", dt.timezone(dt.timedelta(hours=9), "Asia/Tokyo"))
+        ),
+    ),
+    "series-tz-missing-zone-vs-named-offset": (
+        pd.Series([pd.NaT], dtype=pd.DatetimeTZDtype("ns", TOKYO)),
+        pd.Series(
+            [pd.NaT],
+            dtype=pd.DatetimeTZDtype("ns", dt.timezone(dt.timedelta(hours=9), "Asia/Tokyo")),
+        ),
+    ),
 }
 
 
@@ -286,6 +304,128 @@ DISTINCT_PAIRS = {
 def test_distinct_inputs_give_distinct_keys(a: Any, b: Any) -> None:
     assert canonical_bytes(a) != canonical_bytes(b)
     assert input_id({"v": a}) != input_id({"v": b})
+
+
+# -- pytz time zones (pandas 2 gives string time zones as pytz zones) --------------------------
+
+
+def _berlin(pytz: Any, *wall: int, is_dst: bool = False) -> dt.datetime:
+    return pytz.timezone("Europe/Berlin").localize(dt.datetime(*wall), is_dst=is_dst)
+
+
+PYTZ_EQUAL_FACTORIES = {
+    "zone": lambda pytz: pytz.timezone("Europe/Berlin"),
+    "utc": lambda pytz: pytz.utc,
+    "fixed-offset": lambda pytz: pytz.FixedOffset(-90),
+    "offset-object": lambda pytz: _berlin(pytz, 2021, 7, 1).tzinfo,
+    "datetime": lambda pytz: _berlin(pytz, 2021, 10, 31, 2, 30),
+    "time": lambda pytz: dt.time(1, 2, tzinfo=pytz.timezone("Europe/Berlin")),
+    "timestamp": lambda pytz: pd.Timestamp("2021-07-01 12:00", tz=pytz.timezone("Europe/Berlin")),
+    "series": lambda pytz: pd.Series(
+        pd.date_range("2024-01-01", periods=2, tz=pytz.timezone("Asia/Tokyo"))
+    ),
+    "frame": lambda pytz: pd.DataFrame(
+        {"t": pd.date_range("2024", periods=2, tz=pytz.FixedOffset(330))},
+        index=pd.date_range("2024", periods=2, freq="h", tz=pytz.timezone("Europe/Berlin")),
+    ),
+}
+
+
+@pytest.mark.parametrize("make", PYTZ_EQUAL_FACTORIES.values(), ids=PYTZ_EQUAL_FACTORIES.keys())
+def test_equal_pytz_inputs_give_equal_keys(make: Any) -> None:
+    pytz = pytest.importorskip("pytz")
+    assert canonical_bytes(make(pytz)) == canonical_bytes(make(pytz))
+    assert input_id({"v": make(pytz)}) == input_id({"v": make(pytz)})
+
+
+PYTZ_DISTINCT_PAIRS = {
+    "pytz-zoneinfo-datetime": lambda pytz: (
+        _berlin(pytz, 2021, 7, 1),
+        dt.datetime(2021, 7, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin")),
+    ),
+    "pytz-zoneinfo-zone": lambda pytz: (pytz.timezone("Asia/Tokyo"), TOKYO),
+    "pytz-zoneinfo-series": lambda pytz: (
+        pd.Series(pd.date_range("2024", periods=2, tz=pytz.timezone("Asia/Tokyo"))),
+        pd.Series(pd.date_range("2024", periods=2, tz=TOKYO)),
+    ),
+    "pytz-zoneinfo-empty-series": lambda pytz: (
+        pd.Series([], dtype=pd.DatetimeTZDtype("ns", pytz.timezone("Asia/Tokyo"))),
+        pd.Series([], dtype=pd.DatetimeTZDtype("ns", TOKYO)),
+    ),
+    "pytz-zoneinfo-timestamp": lambda pytz: (
+        pd.Timestamp("2024-01-01", tz=pytz.timezone("Asia/Tokyo")),
+        pd.Timestamp("2024-01-01", tz=TOKYO),
+    ),
+    "pytz-utc-timezone-utc": lambda pytz: (
+        dt.datetime(2024, 1, 1, tzinfo=pytz.utc),
+        dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    ),
+    "fixed-offset-timezone": lambda pytz: (
+        pytz.FixedOffset(540),
+        dt.timezone(dt.timedelta(hours=9)),
+    ),
+    "fixed-offsets": lambda pytz: (pytz.FixedOffset(540), pytz.FixedOffset(-540)),
+    # Same wall time, same offset, same instant: only the zone differs.
+    "same-instant-and-offset-other-zone": lambda pytz: (
+        pytz.timezone("Asia/Tokyo").localize(dt.datetime(2024, 1, 1, 9)),
+        pytz.timezone("Asia/Seoul").localize(dt.datetime(2024, 1, 1, 9)),
+    ),
+    "timestamp-other-zone": lambda pytz: (
+        pd.Timestamp("2024-01-01 09:00", tz=pytz.timezone("Asia/Tokyo")),
+        pd.Timestamp("2024-01-01 09:00", tz=pytz.timezone("Asia/Seoul")),
+    ),
+    "ambiguous-wall-time": lambda pytz: (
+        _berlin(pytz, 2021, 10, 31, 2, 30, is_dst=True),
+        _berlin(pytz, 2021, 10, 31, 2, 30, is_dst=False),
+    ),
+    # Same instant; arithmetic without normalize() leaves the winter offset on a summer time.
+    "normalized-or-not": lambda pytz: (
+        _berlin(pytz, 2021, 1, 1, 12) + dt.timedelta(days=180),
+        pytz.timezone("Europe/Berlin").normalize(
+            _berlin(pytz, 2021, 1, 1, 12) + dt.timedelta(days=180)
+        ),
+    ),
+    "zone-or-its-offset-object": lambda pytz: (
+        pytz.timezone("Europe/Berlin"),
+        _berlin(pytz, 2021, 1, 1).tzinfo,
+    ),
+    "given-tzinfo-or-localized": lambda pytz: (
+        dt.datetime(2021, 7, 1, tzinfo=pytz.timezone("Europe/Berlin")),
+        _berlin(pytz, 2021, 7, 1),
+    ),
+}
+
+
+@pytest.mark.parametrize("make", PYTZ_DISTINCT_PAIRS.values(), ids=PYTZ_DISTINCT_PAIRS.keys())
+def test_distinct_pytz_inputs_give_distinct_keys(make: Any) -> None:
+    a, b = make(pytest.importorskip("pytz"))
+    assert canonical_bytes(a) != canonical_bytes(b)
+    assert input_id({"v": a}) != input_id({"v": b})
+
+
+_PYTZ_ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Tokyo", "UTC"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(
+        dt.datetime(1850, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.timezone.utc)
+    ),
+    st.sampled_from(_PYTZ_ZONES),
+    st.sampled_from(_PYTZ_ZONES),
+)
+def test_pytz_times_key_by_instant_and_zone(instant: dt.datetime, name: str, other: str) -> None:
+    pytz = pytest.importorskip("pytz")
+    zone = pytz.timezone(name)
+    local = instant.astimezone(zone)
+    # The same instant reached another way: from a later time, moved back and normalized.
+    again = zone.normalize(
+        instant.astimezone(zone) + dt.timedelta(days=400) - dt.timedelta(days=400)
+    )
+    assert canonical_bytes(again) == canonical_bytes(local)
+    assert (
+        canonical_bytes(instant.astimezone(pytz.timezone(other))) == canonical_bytes(local)
+    ) == (other == name)
 
 
 def test_argument_names_are_part_of_the_input() -> None:
@@ -331,8 +471,8 @@ VALUES = [
 """
 
 
-def _input_ids_in_subprocess(hash_seed: str) -> list[str]:
-    script = STABLE_VALUES + textwrap.dedent(
+def _input_ids_in_subprocess(hash_seed: str, values: str = STABLE_VALUES) -> list[str]:
+    script = values + textwrap.dedent(
         """
         import json
         from beautyspot.cachekey import input_id
@@ -352,6 +492,26 @@ def test_keys_do_not_depend_on_the_hash_seed() -> None:
     here = [input_id(value) for value in namespace["VALUES"]]
     assert _input_ids_in_subprocess("0") == here
     assert _input_ids_in_subprocess("4242") == here
+
+
+PYTZ_STABLE_VALUES = """
+import datetime, pandas as pd, pytz
+berlin = pytz.timezone("Europe/Berlin")
+VALUES = [
+    {"zone": berlin, "fixed": pytz.FixedOffset(-90), "utc": pytz.utc},
+    {"when": berlin.localize(datetime.datetime(2021, 7, 1)), "offset": berlin.normalize(
+        berlin.localize(datetime.datetime(2021, 1, 1))).tzinfo},
+    {"series": pd.Series(pd.date_range("2024", periods=2, tz=berlin))},
+]
+"""
+
+
+def test_pytz_keys_do_not_depend_on_the_process() -> None:
+    pytest.importorskip("pytz")
+    namespace: dict[str, Any] = {}
+    exec(PYTZ_STABLE_VALUES, namespace)
+    here = [input_id(value) for value in namespace["VALUES"]]
+    assert _input_ids_in_subprocess("0", PYTZ_STABLE_VALUES) == here
 
 
 # Computed once when the format was fixed: any change to the key format shows up here, and
@@ -646,9 +806,13 @@ def test_zoneinfo_without_a_key_is_an_error(tmp_path: Path) -> None:
     )
 
 
-def test_cachekey_imports_neither_numpy_nor_pandas() -> None:
-    code = "import sys, beautyspot.cachekey; print('numpy' in sys.modules, 'pandas' in sys.modules)"
-    assert _run_python(["-c", code], Path.cwd()) == "False False"
+def test_cachekey_imports_neither_numpy_pandas_nor_pytz() -> None:
+    code = (
+        "import sys, datetime as dt, beautyspot.cachekey as k\n"
+        "k.input_id({'t': dt.datetime.now(dt.timezone.utc)})\n"
+        "print(*(name in sys.modules for name in ('numpy', 'pandas', 'pytz')))"
+    )
+    assert _run_python(["-c", code], Path.cwd()) == "False False False"
 
 
 # -- large arrays -----------------------------------------------------------------------------

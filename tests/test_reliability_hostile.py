@@ -116,7 +116,7 @@ def _corpus() -> list[Any]:
     import pandas as pd
 
     berlin = zoneinfo.ZoneInfo("Europe/Berlin")
-    return [
+    corpus = [
         {
             "t": (1, -(2**70), [Decimal("1.5"), uuid.UUID(int=1)]),
             "s": frozenset({b"x", 2.5}),
@@ -138,8 +138,21 @@ def _corpus() -> list[Any]:
         pd.RangeIndex(0, 10, 2),
         pd.Timestamp("2024-01-01", tz="UTC"),
     ]
+    try:
+        import pytz
+    except ImportError:
+        return corpus
+    pytz_berlin = pytz.timezone("Europe/Berlin")
+    return [
+        *corpus,
+        pd.Series(pd.date_range("2024-01-01", periods=2, tz=pytz_berlin)),
+        pytz_berlin.localize(datetime(2021, 10, 31, 2, 30), is_dst=False),
+        pytz.FixedOffset(-90),
+    ]
 
 
+#: Every tag the decoder knows.
+_LIBRARY_TAGS = [*range(15), 32, 33, *range(48, 55)]
 #: Size fields claiming far more than any input holds: array32, map32, bin32, str32, ext32.
 _INFLATED_HEADERS = (
     b"\xdd\xff\xff\xff\xff",
@@ -182,16 +195,22 @@ def _mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
     elif operation == 5:  # confuse a type tag: another tag's fields under this one
         heads = [i for i in range(len(data) - 2) if data[i : i + 2] == b"\xc7\x00"]
         if heads:
-            data[rng.choice(heads) + 2] = rng.choice([*range(14), 32, 33, *range(48, 55), 99])
+            data[rng.choice(heads) + 2] = rng.choice([*_LIBRARY_TAGS, 99])
     else:  # plain random bytes after the version byte
         data = bytearray([FORMAT_VERSION]) + rng.randbytes(rng.randint(0, 64))
     return bytes(data)
 
 
-#: Where a watched event may come from: (module prefix, function or None for any) on the stack
-#: -> why. zoneinfo reads tz files and imports tzdata's data-only packages.
+#: Where a watched event may come from: (package, function or None for any) on the stack -> why.
+#: A zone read for the first time has its file read: zoneinfo's C ZoneInfo leaves no frame of
+#: its own (only the serializer's builder), its Python helpers import tzdata's data-only
+#: packages, and pytz.timezone reads a zone file too. The serializer imports pytz for a stored
+#: pytz zone (and tries again each time where pytz is not installed).
 _EXPLAINED = {
     ("zoneinfo", None): "expected: zoneinfo reading tz data",
+    ("beautyspot.serializer", "_build_zoneinfo"): "expected: ZoneInfo(key) reading tz data",
+    ("pytz", "timezone"): "expected: pytz reading tz data",
+    ("beautyspot.serializer", "_pytz"): "expected: the one import of pytz",
 }
 
 
@@ -199,8 +218,9 @@ def _explain(frame: Any) -> str | None:
     """The label of the first explained frame on the stack from ``frame`` up, if any."""
     while frame is not None:
         module, function = frame.f_globals.get("__name__", ""), frame.f_code.co_name
-        for (prefix, name), label in _EXPLAINED.items():
-            if module.startswith(prefix) and name in (None, function):
+        for (package, name), label in _EXPLAINED.items():
+            inside = module == package or module.startswith(package + ".")
+            if inside and name in (None, function):
                 return label
         frame = frame.f_back
     return None
@@ -329,7 +349,6 @@ def test_dtype_strings_the_encoder_never_writes_are_refused_unparsed(
 
 # -- type confusion, by hypothesis ------------------------------------------------------------
 
-_LIBRARY_TAGS = [*range(14), 32, 33, *range(48, 55)]
 _PLAIN = (
     st.none()
     | st.booleans()

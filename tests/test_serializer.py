@@ -355,6 +355,185 @@ def test_pandas_values_round_trip_exactly(make: Callable[[Any, Any], Any]) -> No
     roundtrip(make(pd, pytest.importorskip("numpy")))
 
 
+# pandas 2 gives string time zones ("Europe/Berlin") as pytz zones; pandas 3 takes them too.
+
+PYTZ_VALUES: dict[str, Callable[[Any], Any]] = {
+    "zone": lambda pytz: pytz.timezone("Europe/Berlin"),
+    "utc": lambda pytz: pytz.utc,
+    "zone without rules": lambda pytz: pytz.timezone("Etc/GMT+5"),
+    "fixed offset": lambda pytz: pytz.FixedOffset(-90),
+    "localized in winter": lambda pytz: pytz.timezone("Europe/Berlin").localize(
+        datetime(2021, 1, 1, 12, 0, 0, 7)
+    ),
+    "localized in summer": lambda pytz: pytz.timezone("Europe/Berlin").localize(
+        datetime(2021, 7, 1, 12)
+    ),
+    "first of an ambiguous hour": lambda pytz: pytz.timezone("Europe/Berlin").localize(
+        datetime(2021, 10, 31, 2, 30), is_dst=True
+    ),
+    "second of an ambiguous hour": lambda pytz: pytz.timezone("Europe/Berlin").localize(
+        datetime(2021, 10, 31, 2, 30), is_dst=False
+    ),
+    "fold kept": lambda pytz: (
+        pytz.timezone("Europe/Berlin")
+        .localize(datetime(2021, 10, 31, 2, 30), is_dst=False)
+        .replace(fold=1)
+    ),
+    "converted from utc": lambda pytz: datetime(2024, 3, 10, 7, 30, tzinfo=timezone.utc).astimezone(
+        pytz.timezone("America/New_York")
+    ),
+    "before the zone's rules": lambda pytz: pytz.timezone("Europe/Berlin").localize(
+        datetime(1850, 1, 1)
+    ),
+    "given tzinfo=zone": lambda pytz: datetime(2021, 7, 1, 12, tzinfo=pytz.timezone("Asia/Tokyo")),
+    "time in a zone": lambda pytz: time(1, 2, 3, tzinfo=pytz.timezone("Europe/Berlin")),
+    "nested": lambda pytz: {
+        "when": [pytz.timezone("Asia/Tokyo").localize(datetime(2024, 1, 1, 9))],
+        "zones": (pytz.timezone("Asia/Tokyo"), pytz.utc),
+    },
+}
+
+
+@pytest.mark.parametrize("make", PYTZ_VALUES.values(), ids=PYTZ_VALUES.keys())
+def test_pytz_values_round_trip_exactly(make: Callable[[Any], Any]) -> None:
+    value = make(pytest.importorskip("pytz"))
+    back = roundtrip(value)  # pytz zones have no __eq__: assert_same checks they are the same
+    if isinstance(value, datetime):
+        assert (back.utcoffset(), back.dst(), back.tzname()) == (
+            value.utcoffset(),
+            value.dst(),
+            value.tzname(),
+        )
+        assert back.replace(tzinfo=None) == value.replace(tzinfo=None)
+
+
+def _pytz_frame(pd: Any, pytz: Any) -> Any:
+    frame = pd.DataFrame(
+        {
+            "berlin": pd.date_range("2021-10-31", periods=4, freq="h", tz=pytz.timezone("CET")),
+            "tokyo s": pd.date_range("2024", periods=4, tz=pytz.timezone("Asia/Tokyo")).as_unit(
+                "s"
+            ),
+            "fixed": pd.date_range("2024", periods=4, tz=pytz.FixedOffset(330)),
+            "utc": pd.date_range("2024", periods=4, tz=pytz.utc),
+        }
+    )
+    frame.index = pd.date_range("2021-03-28", periods=4, freq="h", tz="Europe/Berlin", name="t")
+    frame.index = frame.index.tz_convert(pytz.timezone("Europe/Berlin"))
+    return frame
+
+
+PYTZ_PANDAS_VALUES: dict[str, Callable[[Any, Any], Any]] = {
+    "frame": _pytz_frame,
+    "series": lambda pd, pytz: pd.Series(
+        pd.date_range("2024-01-01", periods=3, tz=pytz.timezone("Asia/Tokyo")), name="when"
+    ),
+    "index with freq": lambda pd, pytz: pd.date_range(
+        "2020-03-29", periods=5, freq="30min", tz=pytz.timezone("Europe/Berlin")
+    ),
+    "empty series": lambda pd, pytz: pd.Series(
+        [], dtype=pd.DatetimeTZDtype("ns", pytz.timezone("Asia/Tokyo"))
+    ),
+    "missing values": lambda pd, pytz: pd.Series(
+        [pd.NaT, pd.Timestamp("2024-01-01")]
+    ).dt.tz_localize(pytz.timezone("Asia/Tokyo")),
+    "array": lambda pd, pytz: pd.array(
+        pd.date_range("2024", periods=2, tz=pytz.timezone("Asia/Tokyo"))
+    ),
+    "timestamps": lambda pd, pytz: [
+        pd.Timestamp("2020-03-29 03:30:00.123456789", tz=pytz.timezone("Europe/Berlin")),
+        pd.Timestamp("2021-10-31 00:30", tz="UTC").tz_convert(pytz.timezone("Europe/Berlin")),
+        pd.Timestamp("2021-10-31 01:30", tz="UTC").tz_convert(pytz.timezone("Europe/Berlin")),
+        pd.Timestamp("2024-01-01", tz=pytz.FixedOffset(-90)).as_unit("s"),
+        pd.Timestamp("2024-01-01", tz=pytz.utc),
+    ],
+}
+
+
+@pytest.mark.parametrize("make", PYTZ_PANDAS_VALUES.values(), ids=PYTZ_PANDAS_VALUES.keys())
+def test_pandas_values_in_pytz_zones_round_trip_exactly(make: Callable[[Any, Any], Any]) -> None:
+    pd = pytest.importorskip("pandas")
+    pytz = pytest.importorskip("pytz")
+    value = make(pd, pytz)
+    back = roundtrip(value)
+    # pandas 3 finds a pytz zone's dtype equal to a ZoneInfo's: check the zone objects too.
+    assert all(new is old for new, old in zip(_zones(back), _zones(value), strict=True))
+
+
+def _zones(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return [stamp.tzinfo for stamp in value]
+    if hasattr(value, "columns"):
+        return [*(dtype.tz for dtype in value.dtypes), value.index.tz]
+    return [value.dtype.tz]
+
+
+def test_pytz_and_zoneinfo_zones_of_one_name_each_come_back_as_they_were() -> None:
+    pd = pytest.importorskip("pandas")
+    pytz = pytest.importorskip("pytz")
+    series = [
+        pd.Series(pd.date_range("2024", periods=2, tz=zone))
+        for zone in (pytz.timezone("Asia/Tokyo"), zoneinfo.ZoneInfo("Asia/Tokyo"))
+    ]
+    assert str(series[0].dtype) == str(series[1].dtype)  # pandas 2 finds them unequal, 3 not
+    for value in series:
+        assert roundtrip(value).dtype.tz is value.dtype.tz
+
+
+PYTZ_REFUSED: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "moved without normalize()": (
+        lambda pytz: (
+            pytz.timezone("Europe/Berlin").localize(datetime(2021, 1, 1)) + timedelta(days=180)
+        ),
+        "normalize",
+    ),
+    "an offset object alone": (
+        lambda pytz: pytz.timezone("Europe/Berlin").localize(datetime(2021, 7, 1)).tzinfo,
+        r"pytz\.timezone\(tz\.zone\)",
+    ),
+    "a time with an offset object": (
+        lambda pytz: time(
+            1, tzinfo=pytz.timezone("Europe/Berlin").localize(datetime(2021, 7, 1)).tzinfo
+        ),
+        r"pytz\.timezone\(tz\.zone\)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "reason"), PYTZ_REFUSED.values(), ids=PYTZ_REFUSED.keys())
+def test_pytz_values_pytz_cannot_rebuild_are_refused(
+    make: Callable[[Any], Any], reason: str
+) -> None:
+    value = make(pytest.importorskip("pytz"))
+    with pytest.raises(SerializationError, match=reason) as info:
+        Serializer().dumps([value])
+    assert "cannot store result[0]" in str(info.value)
+
+
+def test_pandas_timestamps_pytz_cannot_rebuild_are_refused() -> None:
+    pd = pytest.importorskip("pandas")
+    pytz = pytest.importorskip("pytz")
+    berlin = pytz.timezone("Europe/Berlin")
+    moved = pd.Timestamp(berlin.localize(datetime(2021, 1, 1)) + timedelta(days=180))
+    attached = pd.Timestamp(datetime(2021, 7, 1, 12, tzinfo=berlin))
+    for stamp in (moved, attached):
+        assert stamp.tz_convert(berlin).tzinfo is not stamp.tzinfo  # what makes them unusual
+        with pytest.raises(SerializationError, match="normalize"):
+            Serializer().dumps(stamp)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(datetime(1850, 1, 1), datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
+    st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Tokyo"]),
+)
+def test_generated_pytz_times_round_trip_exactly(instant: datetime, name: str) -> None:
+    pytz = pytest.importorskip("pytz")
+    local = instant.astimezone(pytz.timezone(name))
+    back = roundtrip(local)
+    assert back.replace(tzinfo=None) == local.replace(tzinfo=None)
+
+
 def test_object_column_items_keep_their_types() -> None:
     pd = pytest.importorskip("pandas")
     series = pd.Series([(1, 2), [1, 2], bytearray(b"x"), Decimal("1")], dtype=object)
@@ -362,16 +541,17 @@ def test_object_column_items_keep_their_types() -> None:
     assert [type(item) for item in back] == [tuple, list, bytearray, Decimal]
 
 
-def test_importing_the_module_loads_neither_numpy_nor_pandas() -> None:
+def test_plain_values_load_neither_numpy_pandas_nor_pytz() -> None:
     code = (
         "import sys, beautyspot.serializer as m\n"
         "s = m.Serializer()\n"
-        "s.loads(s.dumps({'a': (1, 2.5), 'b': [None]}))\n"
-        "print('numpy' in sys.modules, 'pandas' in sys.modules)\n"
+        "import datetime as dt\n"
+        "s.loads(s.dumps({'a': (1, 2.5), 'b': [None], 'c': dt.datetime.now(dt.timezone.utc)}))\n"
+        "print('numpy' in sys.modules, 'pandas' in sys.modules, 'pytz' in sys.modules)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(SOURCE.parents[1])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert out.stdout.split() == ["False", "False"], out.stderr
+    assert out.stdout.split() == ["False", "False", "False"], out.stderr
 
 
 # -- registration -----------------------------------------------------------------------------
@@ -843,6 +1023,56 @@ def head(tag: int) -> msgpack.ExtType:
         pytest.param(b"\x01\x91\xc7\x00\xfb", id="negative tag"),
         pytest.param(tagged(head(8), 2020, 13, 1, 0, 0, 0, 0, 0, None), id="month 13"),
         pytest.param(tagged(head(13), "../../etc/passwd"), id="zone key path"),
+        pytest.param(tagged(head(14), "../../etc/passwd"), id="pytz zone path"),
+        pytest.param(tagged(head(14), "europe/berlin"), id="pytz zone spelt otherwise"),
+        pytest.param(tagged(head(14), "Nowhere/Zone"), id="pytz zone unknown"),
+        pytest.param(tagged(head(14), 1440), id="pytz offset of a day"),
+        pytest.param(tagged(head(14), 5.5), id="pytz offset not an int"),
+        pytest.param(
+            tagged(
+                head(8),
+                2021,
+                7,
+                1,
+                12,
+                0,
+                0,
+                0,
+                0,
+                [head(14), "Europe/Berlin"],
+                [head(11), 0, 3600, 0],
+                [head(11), 0, 0, 0],
+                "CET",
+            ),
+            id="pytz offset the zone does not give",
+        ),
+        pytest.param(
+            tagged(
+                head(8),
+                2021,
+                7,
+                1,
+                12,
+                0,
+                0,
+                0,
+                0,
+                [head(13), "Europe/Berlin"],
+                [head(11), 0, 7200, 0],
+                [head(11), 0, 3600, 0],
+                "CEST",
+            ),
+            id="pytz offset in a ZoneInfo",
+        ),
+        pytest.param(
+            tagged(head(54), "Timestamp", [head(33), "<M8[ns]", bytes(8)], "Europe/Berlin"),
+            id="pandas zone as text",
+        ),
+        pytest.param(tagged(head(33), "<M8[0s]", bytes(8)), id="datetime unit of 0 seconds"),
+        pytest.param(
+            tagged(head(48), "datetime", [head(32), "<M8[0s]", [1], False, bytes(8)], None),
+            id="pandas datetimes in units of 0 seconds",
+        ),
         pytest.param(tagged(head(6), "1E+999999999999999999999"), id="decimal exponent"),
         pytest.param(tagged(head(2), [1], [2]), id="set of lists"),
         pytest.param(tagged(head(0), 200, b""), id="user code never registered"),
@@ -888,6 +1118,11 @@ def test_round_trips_never_touch_pickle(monkeypatch: pytest.MonkeyPatch) -> None
         roundtrip(make(np))
     for make_frame in PANDAS_VALUES.values():
         roundtrip(make_frame(pd, np))
+    pytz = pytest.importorskip("pytz")
+    for make_pytz in PYTZ_VALUES.values():
+        roundtrip(make_pytz(pytz))
+    for make_pandas in PYTZ_PANDAS_VALUES.values():
+        roundtrip(make_pandas(pd, pytz))
 
 
 def test_source_has_no_pickle_eval_or_dynamic_import() -> None:
@@ -918,6 +1153,24 @@ PINNED = [
     ),
     (BERLIN, b"\x01\x92\xc7\x00\x0d\xadEurope/Berlin"),
 ]
+
+
+def test_pinned_pytz_encodings() -> None:
+    pytz = pytest.importorskip("pytz")
+    berlin = pytz.timezone("Europe/Berlin")
+    pinned = [
+        (berlin, b"\x01\x92\xc7\x00\x0e\xadEurope/Berlin"),
+        (pytz.FixedOffset(-90), b"\x01\x92\xc7\x00\x0e\xd0\xa6"),
+        (
+            berlin.localize(datetime(2021, 10, 31, 2, 30), is_dst=True),
+            tagged(head(8), 2021, 10, 31, 2, 30, 0, 0, 0, [head(14), "Europe/Berlin"],
+                   [head(11), 0, 7200, 0], [head(11), 0, 3600, 0], "CEST"),
+        ),
+    ]  # fmt: skip
+    s = Serializer()
+    for value, encoded in pinned:
+        assert s.dumps(value) == encoded
+        assert_same(value, s.loads(encoded))
 
 
 @pytest.mark.parametrize(("value", "encoded"), PINNED, ids=[repr(v) for v, _ in PINNED])

@@ -412,6 +412,8 @@ def _encode_other(value: Any, active: set[int]) -> bytes:
         return _encode_numpy(value, active)
     if _belongs_to(cls, "pandas"):
         return _encode_pandas(value, active)
+    if _belongs_to(cls, "pytz") and isinstance(value, dt.tzinfo):
+        return _encode_pytz(value, active)
     if isinstance(value, enum.Enum):
         value_bytes = _encode_at(value.value, ".value", active)
         return _object("enum", _encode_str(_qualified_name(cls)), value_bytes)
@@ -471,7 +473,33 @@ def _describe(value: Any) -> str:
     return f"is a {name} object, a type beautyspot cannot encode exactly"
 
 
-# numpy and pandas, recognised by module name so neither is imported here -----------------------
+# pytz, numpy and pandas, recognised by module name so none is imported here ---------------------
+
+
+def _encode_pytz(value: dt.tzinfo, active: set[int]) -> bytes:
+    """A pytz time zone by name, as a ZoneInfo is keyed by its key.
+
+    pytz objects have no ``__eq__``, but pytz keeps one object per zone name, and one more per
+    offset the zone ever used: a localized datetime carries the latter, which is keyed by its
+    zone plus the offset, DST and abbreviation it stands for.
+    """
+    zone = getattr(value, "zone", None)
+    if zone is not None and _is_pytz_zone(zone, value):
+        return _object("pytz.zone", _encode_str(zone))
+    # pytz tells an instance's own offset only for a datetime that carries that instance.
+    probe = dt.datetime(2000, 1, 1, tzinfo=value)
+    if zone is None:  # pytz.FixedOffset(minutes)
+        return _object("pytz.FixedOffset", _encode(probe.utcoffset(), active))
+    fields = (zone, probe.utcoffset(), probe.dst(), probe.tzname())
+    return _object("pytz.zone-offset", _encode(fields, active))
+
+
+def _is_pytz_zone(zone: Any, value: dt.tzinfo) -> bool:
+    """True if ``value`` is the object ``pytz.timezone(zone)`` returns."""
+    try:
+        return isinstance(zone, str) and sys.modules["pytz"].timezone(zone) is value
+    except KeyError:  # pytz.UnknownTimeZoneError
+        return False
 
 
 def _encode_numpy(value: Any, active: set[int]) -> bytes:
@@ -551,11 +579,17 @@ def _pandas_values_at(obj: Any, segment: str, active: set[int]) -> bytes:
         dtype = obj.dtype
         if isinstance(dtype, np.dtype):
             return _encode_ndarray(obj.to_numpy(), active)
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            # The zone's own key, not the dtype's name: that is the same for a pytz zone, a
+            # ZoneInfo and a fixed offset named like the zone, even when there are no values.
+            zone = _encode_at(dtype.tz, ".dtype.tz", active)
+            utc = _encode_ndarray(obj.array.tz_convert(None).to_numpy(), active)
+            return _object("pandas.DatetimeTZ", zone, utc)
         if isinstance(dtype, pd.CategoricalDtype):
             codes = _encode_ndarray(obj.array.codes, active)
             order = _encode_bool(dtype.ordered, active)
             return _object("pandas.Categorical", _encode(dtype.categories, active), order, codes)
-        # Other extension dtypes (nullable ints, strings, tz-aware times) go element by element.
+        # Other extension dtypes (nullable ints, strings, ...) go element by element.
         elements = _encode_ndarray(np.asarray(obj.array, dtype=object), active)
         return _object("pandas.ExtensionArray", _encode_str(str(dtype)), elements)
     except _Unkeyable as exc:

@@ -27,11 +27,13 @@ but at the head of a tagged array. beautyspot owns all 128 extension codes:
     6    decimal.Decimal                       str(value) (exact digits, exponent, NaN payload)
     7    uuid.UUID                             16 bytes, is_safe
     8    datetime.datetime                     y, m, d, H, M, S, us, fold, tzinfo or None
+                                               [, utcoffset, dst, tzname: see pytz below]
     9    datetime.date                         y, m, d
     10   datetime.time                         H, M, S, us, fold, tzinfo or None
     11   datetime.timedelta                    days, seconds, microseconds
     12   datetime.timezone                     offset[, name]
     13   zoneinfo.ZoneInfo                     key
+    14   pytz time zone                        zone name, or minutes of a pytz.FixedOffset
     32   numpy.ndarray                         dtype, shape, Fortran order?, raw bytes
     33   numpy scalar                          dtype, raw bytes
     48   pandas ExtensionArray                 kind, kind-specific fields
@@ -42,6 +44,13 @@ but at the head of a tagged array. beautyspot owns all 128 extension codes:
     53   pandas DataFrame                      column arrays, index, columns, attrs, allows dup.
     54   pd.NA, pd.NaT, Timestamp, Timedelta   kind, numpy datetime64/timedelta64, tzinfo
     ===  ====================================  ===============================================
+
+A pytz zone has one tzinfo object per offset it ever used, and a localized datetime carries the
+one of its offset. A datetime whose tzinfo is such an object is tag 8 with its zone in place of
+the tzinfo, followed by the offset, DST and abbreviation it had: it is rebuilt from that instant
+in the zone, and checked to give the same wall time and the same three. ``dumps`` refuses pytz
+values that this does not rebuild exactly (a localized datetime moved by arithmetic without
+``zone.normalize()``, or such an offset object on its own).
 
 A numpy dtype is its ``str`` (``"<f8"``, ``"<M8[ns]"``), a ``[dtype, shape]`` pair for a
 sub-array, or a dict of names, formats, offsets, itemsize, titles and alignment for a structured
@@ -83,7 +92,7 @@ __all__ = ["FORMAT_VERSION", "Serializer"]
 FORMAT_VERSION = 1
 
 _USER, _TUPLE, _SET, _FROZENSET, _BYTEARRAY, _BIGINT, _DECIMAL, _UUID = range(8)
-_DATETIME, _DATE, _TIME, _TIMEDELTA, _TIMEZONE, _ZONEINFO = range(8, 14)
+_DATETIME, _DATE, _TIME, _TIMEDELTA, _TIMEZONE, _ZONEINFO, _PYTZ = range(8, 15)
 _NDARRAY, _NUMPY_SCALAR = 32, 33
 _PD_ARRAY, _PD_INDEX, _PD_RANGE_INDEX, _PD_MULTI_INDEX, _PD_SERIES, _PD_FRAME = range(48, 54)
 _PD_SCALAR = 54
@@ -352,6 +361,8 @@ class Serializer:
             return _numpy_encoder(cls)
         if package == "pandas":
             return _pandas_encoder(cls)
+        if package == "pytz" and issubclass(cls, tzinfo):
+            return _Encoder(_PYTZ, _pytz_fields)
         return None
 
     def _build_user(self, fields: list[Any]) -> Any:
@@ -711,19 +722,34 @@ def _build_uuid(fields: list[Any]) -> uuid.UUID:
 def _storable_tz(owner: Any, tz: tzinfo | None) -> tzinfo | None:
     if tz is None or type(tz) is timezone or (type(tz) is zoneinfo.ZoneInfo and tz.key):
         return tz
+    if _is_pytz(tz):
+        if _pytz_key(tz) is None:
+            raise _Unstorable(owner, _PYTZ_OFFSET_ALONE)
+        return tz
     raise _Unstorable(
         owner,
-        f"its time zone is a {_type_name(type(tz))}; only datetime.timezone and "
-        "zoneinfo.ZoneInfo (created by key) time zones can be stored",
+        f"its time zone is a {_type_name(type(tz))}; only datetime.timezone, "
+        "zoneinfo.ZoneInfo (created by key) and pytz time zones can be stored",
     )
 
 
+def _expect_tz(tz: Any) -> tzinfo | None:
+    if tz is not None and not isinstance(tz, tzinfo):
+        raise ValueError(f"expected a time zone, found {type(tz).__name__}")
+    return tz
+
+
 def _datetime_fields(d: datetime) -> tuple[Any, ...]:
-    tz = _storable_tz(d, d.tzinfo)
-    return (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, d.fold, tz)
+    wall = (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, d.fold)
+    if _is_pytz(d.tzinfo) and _pytz_key(d.tzinfo) is None:
+        return (*wall, *_pytz_local_fields(d))
+    return (*wall, _storable_tz(d, d.tzinfo))
 
 
 def _build_datetime(fields: list[Any]) -> datetime:
+    if len(fields) == 12:
+        *parts, fold, zone, offset, dst, name = fields
+        return _in_pytz_zone(datetime(*parts, fold=fold), zone, offset, dst, name)
     *parts, fold, tz = fields
     return datetime(*parts, tzinfo=tz, fold=fold)
 
@@ -754,6 +780,105 @@ def _zoneinfo_fields(tz: zoneinfo.ZoneInfo) -> tuple[str]:
 
 def _build_zoneinfo(fields: list[Any]) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(_expect(*fields, str))
+
+
+# -- pytz --------------------------------------------------------------------------------------
+
+_PYTZ_OFFSET_ALONE = (
+    "the pytz time zone is the object of one of its zone's offsets (a localized datetime's "
+    "tzinfo), which pytz rebuilds only along with that datetime; use pytz.timezone(tz.zone)"
+)
+_PYTZ_OFFSET_MISMATCH = (
+    "its pytz time zone object is not the one its zone has in force at that time (a datetime "
+    "given tzinfo=zone instead of zone.localize(), or moved by arithmetic without "
+    "zone.normalize()), so it cannot be rebuilt exactly; normalize it, or use zoneinfo"
+)
+#: IANA zone names: 'UTC', 'Etc/GMT+5', 'America/Argentina/Buenos_Aires', 'America/Port-au-Prince'.
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]{0,39}(/[A-Za-z][A-Za-z0-9_+-]{0,39}){0,2}")
+
+
+def _pytz() -> Any:
+    try:
+        import pytz
+    except ImportError as exc:
+        raise SerializationError("the stored value holds a pytz time zone; install pytz") from exc
+    return pytz
+
+
+def _is_pytz(tz: Any) -> bool:
+    # By package, not by prefix: pytz_deprecation_shim's zones are not pytz's.
+    return type(tz).__module__.partition(".")[0] == "pytz"
+
+
+def _pytz_zone(key: Any) -> tzinfo:
+    """The pytz zone named ``key``, or the pytz.FixedOffset of ``key`` minutes."""
+    pytz = _pytz()
+    if type(key) is int and -1440 < key < 1440:
+        fixed: tzinfo = pytz.FixedOffset(key)
+        return fixed
+    # Only names of the form pytz writes: pytz.timezone reads a file named by its argument.
+    if type(key) is str and _ZONE_NAME.fullmatch(key):
+        zone: tzinfo = pytz.timezone(key)
+        if getattr(zone, "zone", None) == key:  # pytz also accepts other spellings of a name
+            return zone
+    raise ValueError(f"bad pytz time zone {key!r:.60}")
+
+
+def _pytz_key(tz: tzinfo) -> str | int | None:
+    """What ``_pytz_zone`` rebuilds exactly ``tz`` from, or None if nothing does."""
+    zone = getattr(tz, "zone", None)
+    if zone is None:  # pytz.FixedOffset(minutes) has no name
+        offset = tz.utcoffset(None)
+        zone = offset // timedelta(minutes=1) if type(offset) is timedelta else None
+    try:
+        return zone if _pytz_zone(zone) is tz else None
+    except (ValueError, KeyError):  # pytz.UnknownTimeZoneError is a KeyError
+        return None
+
+
+def _pytz_fields(tz: tzinfo) -> tuple[str | int]:
+    key = _pytz_key(tz)
+    if key is None:
+        raise _Unstorable(tz, _PYTZ_OFFSET_ALONE)
+    return (key,)
+
+
+def _pytz_zone_of(owner: Any, tz: tzinfo) -> tzinfo:
+    """The zone whose offset object ``tz`` is."""
+    zone = getattr(tz, "zone", None)
+    try:
+        return tz if zone is None else _pytz_zone(zone)
+    except (ValueError, KeyError):
+        raise _Unstorable(owner, _PYTZ_OFFSET_ALONE) from None
+
+
+def _pytz_local_fields(d: datetime) -> tuple[Any, ...]:
+    zone = _pytz_zone_of(d, d.tzinfo)
+    fields = (zone, d.utcoffset(), d.dst(), d.tzname())
+    try:
+        exact = _in_pytz_zone(d.replace(tzinfo=None), *fields).tzinfo is d.tzinfo
+    except (ValueError, OverflowError):
+        exact = False
+    if not exact:
+        raise _Unstorable(d, _PYTZ_OFFSET_MISMATCH)
+    return fields
+
+
+def _in_pytz_zone(wall: datetime, zone: Any, offset: Any, dst: Any, name: Any) -> datetime:
+    """The naive ``wall`` time in pytz ``zone``, at the ``offset`` it was stored with."""
+    if not _is_pytz(zone):
+        raise ValueError(f"expected a pytz time zone, found {type(zone).__name__}")
+    instant = (wall - _expect(offset, timedelta)).replace(tzinfo=timezone.utc)
+    local = instant.astimezone(zone)  # pytz picks the object of the offset in force then
+    if local.replace(tzinfo=None) != wall or (
+        (local.utcoffset(), local.dst(), local.tzname()) != (offset, dst, name)
+    ):
+        raise ValueError("the pytz time zone does not give this wall time its stored offset")
+    return local.replace(fold=wall.fold)
+
+
+def _build_pytz(fields: list[Any]) -> tzinfo:
+    return _pytz_zone(*fields)
 
 
 _STDLIB_CODECS: list[tuple[int, type, Callable[[Any], Any], Callable[[list[Any]], Any], bool]] = [
@@ -878,7 +1003,8 @@ def _dtype_to_wire(dtype: Any) -> Any:
 
 
 #: byte order, type character, item size, datetime unit: '<i8', '|b1', '<M8[ns]', '<U5', '<q'.
-_SIMPLE_DTYPE = re.compile(r"[<>|=][A-Za-z?][0-9]{0,6}(\[[0-9]{0,6}[A-Za-z]{1,3}\])?")
+#: A unit's multiple is never 0: numpy accepts '<M8[0s]', but pandas 2 dies dividing by it.
+_SIMPLE_DTYPE = re.compile(r"[<>|=][A-Za-z?][0-9]{0,6}(\[([1-9][0-9]{0,5})?[A-Za-z]{1,3}\])?")
 
 
 def _dtype_from_wire(np: Any, wire: Any) -> Any:
@@ -939,7 +1065,19 @@ def _pandas_scalar_fields(value: Any) -> tuple[Any, ...]:
         return ("NA" if value is pd.NA else "NaT",)
     if type(value) is pd.Timedelta:
         return ("Timedelta", value.asm8)
-    return ("Timestamp", value.asm8, _storable_tz(value, value.tz))  # asm8 is in UTC
+    return ("Timestamp", value.asm8, _timestamp_zone(value))  # asm8 is in UTC
+
+
+def _timestamp_zone(stamp: Any) -> tzinfo | None:
+    tz = stamp.tz
+    if not _is_pytz(tz):
+        return _storable_tz(stamp, tz)
+    # pandas gives a stamp the object of the offset in force, and converting to the zone picks
+    # it again, unless the stamp was made from a datetime that carried another offset's object.
+    zone = _pytz_zone_of(stamp, tz)
+    if stamp.tz_convert(zone).tzinfo is not tz:
+        raise _Unstorable(stamp, _PYTZ_OFFSET_MISMATCH)
+    return _storable_tz(stamp, zone)
 
 
 def _build_pandas_scalar(fields: list[Any]) -> Any:
@@ -951,7 +1089,7 @@ def _build_pandas_scalar(fields: list[Any]) -> Any:
         return pd.Timedelta(_expect(*rest, np.timedelta64))
     value, tz = rest
     stamp = pd.Timestamp(_expect(value, np.datetime64))
-    return stamp.tz_localize("UTC").tz_convert(tz) if tz else stamp
+    return stamp.tz_localize("UTC").tz_convert(tz) if _expect_tz(tz) else stamp
 
 
 _MASKED_DTYPES = frozenset(
@@ -1022,7 +1160,7 @@ def _build_pandas_array(fields: list[Any]) -> Any:
     if kind == "datetime":
         values, tz = rest
         array = pd.array(_expect(values, np.ndarray))
-        return array.tz_localize("UTC").tz_convert(tz) if tz else array
+        return array.tz_localize("UTC").tz_convert(tz) if _expect_tz(tz) else array
     if kind == "categorical":
         categories, codes, ordered = rest
         dtype = pd.CategoricalDtype(_expect_index(pd, categories), ordered=_expect(ordered, bool))
@@ -1157,4 +1295,5 @@ _LIBRARY_BUILDERS: dict[int, _Builder] = {
     _PD_SERIES: _Builder(_build_series),
     _PD_FRAME: _Builder(_build_frame),
     _PD_SCALAR: _Builder(_build_pandas_scalar),
+    _PYTZ: _Builder(_build_pytz),
 }
