@@ -5,6 +5,9 @@
     python3 dev.py test     # install beautyspot[dev] into .venv, lint, run the whole test suite
 
 Extra arguments after ``test`` go to pytest (``python3 dev.py test -k limiter``).
+``BEAUTYSPOT_ALSO_TEST_WITH="python3.10 ..."`` also runs the fast tests under each of those
+interpreters, in its own ``.venv-<name>`` (CI uses it for the oldest supported Python, whose
+newest pandas is 2.x).
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
 def run(*command: str | os.PathLike[str], cwd: Path = ROOT) -> None:
@@ -26,30 +27,44 @@ def run(*command: str | os.PathLike[str], cwd: Path = ROOT) -> None:
     subprocess.run([str(part) for part in command], cwd=cwd, check=True)
 
 
-def install(extras: str) -> None:
-    """Create .venv if needed and install the project (editable) with ``extras``."""
-    if not PYTHON.exists():
-        venv.create(VENV, with_pip=True)
+def python_in(folder: Path) -> Path:
+    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def install(extras: str, folder: Path = VENV, base_python: str | None = None) -> Path:
+    """Create the virtual environment ``folder`` if needed (with ``base_python``, or this
+    interpreter), install the project (editable) with ``extras``; return its python."""
+    python = python_in(folder)
+    if not python.exists():
+        if base_python is None:
+            venv.create(folder, with_pip=True)
+        else:
+            run(base_python, "-m", "venv", folder)
     quiet = ["--quiet", "--disable-pip-version-check"]
-    run(PYTHON, "-m", "pip", "install", *quiet, "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", *quiet, "--editable", f".{extras}")
+    run(python, "-m", "pip", "install", *quiet, "--upgrade", "pip")
+    run(python, "-m", "pip", "install", *quiet, "--editable", f".{extras}")
+    return python
 
 
 def demo() -> None:
-    install("")
+    python = install("")
     workdir = ROOT / "examples"
     for leftover in workdir.glob("quickstart.db*"):
         leftover.unlink()
     for attempt in (1, 2):
         print(f"\n=== run {attempt} of examples/quickstart.py ===", flush=True)
-        run(PYTHON, "quickstart.py", cwd=workdir)
+        run(python, "quickstart.py", cwd=workdir)
 
 
 def test(pytest_args: list[str]) -> None:
-    install("[dev]")
-    run(PYTHON, "-m", "ruff", "check", "src", "tests", "benchmarks", "examples", "dev.py")
-    run(PYTHON, "-m", "ruff", "format", "--check", "src", "tests", "benchmarks", "examples")
-    run(PYTHON, "-m", "pytest", *pytest_args)
+    python = install("[dev]")
+    run(python, "-m", "ruff", "check", "src", "tests", "benchmarks", "examples", "dev.py")
+    run(python, "-m", "ruff", "format", "--check", "src", "tests", "benchmarks", "examples")
+    run(python, "-m", "pytest", *pytest_args)
+    for other in os.environ.get("BEAUTYSPOT_ALSO_TEST_WITH", "").split():
+        print(f"\n=== fast tests under {other} ===", flush=True)
+        folder = ROOT / f".venv-{Path(other).name}"
+        run(install("[dev]", folder, base_python=other), "-m", "pytest", "-m", "not slow")
 
 
 def main(argv: list[str]) -> int:
