@@ -6,7 +6,7 @@
 
 Extra arguments after ``test`` go to pytest (``python3 dev.py test -k limiter``).
 ``BEAUTYSPOT_ALSO_TEST_WITH="python3.10 ..."`` also runs the fast tests under each of those
-interpreters, in its own ``.venv-<name>`` (CI uses it for the oldest supported Python, whose
+interpreters, in its own ``.venv-<version>`` (CI uses it for the oldest supported Python, whose
 newest pandas is 2.x).
 """
 
@@ -63,7 +63,11 @@ def test(pytest_args: list[str]) -> None:
     run(python, "-m", "pytest", *pytest_args)
     for other in os.environ.get("BEAUTYSPOT_ALSO_TEST_WITH", "").split():
         print(f"\n=== fast tests under {other} ===", flush=True)
-        folder = ROOT / f".venv-{Path(other).name}"
+        version = subprocess.run(
+            [other, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        folder = ROOT / f".venv-{version}"
         run(install("[dev]", folder, base_python=other), "-m", "pytest", "-m", "not slow")
 
 
