@@ -62,6 +62,8 @@ class Serializer:
         }
         self._user_decoders: dict[int, tuple[type, Callable[[Any], Any]]] = {}
         self._user_codes: dict[type, int] = {}
+        #: The user's types, class -> (code, encoder): cache keys encode their instances this way.
+        self.registered: dict[type, tuple[int, Callable[[Any], Any]]] = {}
         # Packers and unpack hooks keep per-call state, so each call borrows its own set;
         # list.pop and list.append are atomic, so this pool needs no lock.
         self._encodings: list[_Encoding] = []
@@ -113,6 +115,7 @@ class Serializer:
             raise ConfigurationError(f"code {code} is already taken by {taken_by}; pick another")
         self._user_decoders[code] = (type_, decoder)
         self._user_codes[type_] = code
+        self.registered[type_] = (code, encoder)
         self._encoders[type_] = _Encoder(_USER, _user_fields(code, encoder), holds_values=True)
 
     def register_enum(self, enum_cls: type[enum.Enum], code: int) -> None:
