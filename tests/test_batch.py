@@ -27,6 +27,9 @@ class Runs:
         self.most_active = 0
         self._lock = threading.Lock()
 
+    def __beautyspot_key__(self) -> None:
+        return None  # a side channel of the test: results never depend on it
+
     def enter(self, value: Any) -> None:
         with self._lock:
             self.calls.append(value)
@@ -270,7 +273,7 @@ def test_a_call_that_cannot_be_keyed_fails_its_item_only(spot: bs.Spot):
     def length(x):
         return len(x)
 
-    results = spot.map(length, ["ab", lambda: 0, "c"], return_exceptions=True)
+    results = spot.map(length, ["ab", threading.Lock(), "c"], return_exceptions=True)
     assert results[0] == 2 and results[2] == 1
     assert isinstance(results[1], bs.CacheKeyError)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import reprlib
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Hashable, Mapping
 from contextlib import closing, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -81,6 +82,16 @@ def preview_of(arguments: Mapping[str, Any]) -> str:
     return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 3] + "..."
 
 
+def call_signature(func: Callable[..., Any]) -> inspect.Signature:
+    """The signature callers actually call: the function's own, or, for a ``(*args,
+    **kwargs)`` wrapper made with ``functools.wraps``, the wrapped function's."""
+    own = inspect.signature(func, follow_wrapped=False)
+    kinds = [parameter.kind for parameter in own.parameters.values()]
+    if kinds == [inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD]:
+        return inspect.signature(func)
+    return own
+
+
 @dataclass(frozen=True)
 class MarkOptions:
     """Per-function settings given to ``spot.mark``, already validated."""
@@ -110,8 +121,15 @@ class MarkedCall:
         self.spot = spot
         self.func = func
         self.options = options
-        self.func_id = cachekey.function_id(func)
-        self.signature = inspect.signature(func)
+        registered = spot.serializer.registered
+        # Closure values and a method's receiver are read now, once: state that changes after
+        # decoration (a list the function appends to) must not change its keys.
+        self.identity = cachekey.identify(
+            func, version_auto=options.version == "auto", ignore=options.ignore,
+            registered=registered,
+        )  # fmt: skip
+        self.func_id = self.identity.name
+        self.signature = call_signature(func)
         # A binding plan for the common signature (plain parameters, no */**): binding by hand
         # costs a fraction of Signature.bind, which stays the path for everything else.
         parameters = self.signature.parameters.values()
@@ -121,7 +139,8 @@ class MarkedCall:
         key_names = tuple(p.name for p in parameters if p.name not in options.ignore)
         if options.input_key_fn is not None:
             key_names = ("input_key_fn",)
-        self._plan = cachekey.KeyPlan(self.func_id, options.version, key_names)
+        self._plan = cachekey.KeyPlan(self.identity.key, options.version, key_names, registered)
+        self._stale_code_reported = False
         # A call passing every key argument positionally needs no binding at all.
         self._positional_arity = (
             len(self._names)
@@ -129,6 +148,11 @@ class MarkedCall:
             else -1
         )
         self._save_failures_reported: set[type[BaseException]] = set()
+
+    def __beautyspot_key__(self) -> tuple[str, str | None]:
+        """A marked function captured by another one, or passed as an argument, is keyed by
+        what names its results, never by its Spot's connections and locks."""
+        return self.identity.key, self.options.version
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -155,8 +179,9 @@ class MarkedCall:
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> BoundCall:
         """Bind a call to the signature (defaults applied) and derive its keys."""
+        plan = self._plan
         if not kwargs and len(args) == self._positional_arity:
-            input_id, key = self._plan.keys(args)
+            input_id, key = plan.keys(args)
             return BoundCall(args, kwargs, None, input_id, key)
         arguments = self._arguments(args, kwargs)
         if self.options.ignore:
@@ -164,15 +189,15 @@ class MarkedCall:
         if self.options.input_key_fn is not None:
             custom_key = self.options.input_key_fn(*args, **kwargs)
             try:
-                input_id = cachekey.input_id({"input_key_fn": custom_key})
+                input_id = cachekey.input_id({"input_key_fn": custom_key}, plan.walk())
             except CacheKeyError as exc:
                 raise CacheKeyError(
                     f"the input_key_fn of {self.func_id} returned a value that cannot be keyed; "
                     f"return a str, bytes, number or a tuple of them ({exc})"
                 ) from None
         else:
-            input_id = cachekey.input_id(arguments)
-        return BoundCall(args, kwargs, arguments, input_id, self._plan.cache_key(input_id))
+            input_id = cachekey.input_id(arguments, plan.walk())
+        return BoundCall(args, kwargs, arguments, input_id, plan.cache_key(input_id))
 
     def arguments_of(self, call: BoundCall) -> Mapping[str, Any]:
         """The call's arguments by name (bound lazily: a hit never needs them)."""
@@ -200,18 +225,23 @@ class MarkedCall:
             if _is_live(record) and record.get("result_type") != BLOB:
                 found = self._verify(cache_key, record, record.get("result_data"))
                 if found is not None:
+                    if record.get("code_fingerprint") != self.identity.fingerprint:
+                        self._check_code(record)
                     return found[0]
         return _MISS
 
-    def steps(self, call: BoundCall, absent_as_of: int | None = None) -> Steps:
+    def steps(self, call: BoundCall, owner: Hashable, absent_as_of: int | None = None) -> Steps:
         """The call after :meth:`cached` missed, as steps; returns the result.
+
+        ``owner`` is the thread or task making the call: a call that the computation of the
+        same key makes (a refresh-and-retry) computes again instead of waiting for itself.
 
         ``absent_as_of``: :meth:`cached` found no record while the in-flight table had seen
         this many releases. If none happened since, no leader of this process stored the key
         in between, so the look before paying can be skipped.
         """
         while True:
-            claim = self.spot._inflight.claim(call.cache_key)
+            claim = self.spot._inflight.claim(call.cache_key, owner)
             if claim.is_leader:
                 break
             outcome: Outcome = yield WAIT, claim.future
@@ -256,7 +286,24 @@ class MarkedCall:
             data = yield IO, (self._load_blob, record.get("result_value"))
             if data is None:
                 return None  # _load_blob said why
-        return self._verify(cache_key, record, data)
+        found = self._verify(cache_key, record, data)
+        if found is not None and record.get("code_fingerprint") != self.identity.fingerprint:
+            self._check_code(record)
+        return found
+
+    def _check_code(self, record: Mapping[str, Any]) -> None:
+        """Warn once when a hit was computed by other code: ``version=`` decides what is
+        stale, so the result is served, but the user should know."""
+        stored = record.get("code_fingerprint")
+        if stored is None or self._stale_code_reported:
+            return  # a record of a backend that keeps no fingerprint: nothing to compare
+        self._stale_code_reported = True
+        _warn(
+            f"results of {self.func_id} were computed by different code (or another Python "
+            f"version); they are served because version={self.options.version!r} did not "
+            "change. Pass a new version= to recompute, or version='auto' to recompute whenever "
+            "the code changes"
+        )
 
     def _verify(
         self, cache_key: str, record: Mapping[str, Any], data: Any
@@ -361,6 +408,7 @@ class MarkedCall:
                     duration=duration,
                     created_at=now,
                     expires_at=expires_at,
+                    code_fingerprint=self.identity.fingerprint,
                     **placement,
                 )
             )
@@ -399,7 +447,8 @@ class MarkedCall:
         cached = self.cached(call.cache_key, read_db=True)
         if cached is not _MISS and cached is not _ABSENT:
             return cached
-        steps = self.steps(call, releases if cached is _ABSENT else None)
+        owner = ("thread", threading.get_ident())
+        steps = self.steps(call, owner, releases if cached is _ABSENT else None)
         with closing(steps):  # an interrupted wait frees this key for other callers
             finished, item = _advance(steps, None)
             while not finished:
@@ -408,11 +457,14 @@ class MarkedCall:
 
     async def run_async(self, call: BoundCall) -> Any:
         """Carry out the steps on the event loop; blocking I/O goes to a worker thread."""
+        import asyncio  # only async callers need it; keeps `import beautyspot` light
+
         releases = self.spot._inflight.releases
         cached = self.cached(call.cache_key, read_db=self.spot.db.local_reads)
         if cached is not _MISS and cached is not _ABSENT:
             return cached
-        steps = self.steps(call, releases if cached is _ABSENT else None)
+        owner = ("task", id(asyncio.current_task()))
+        steps = self.steps(call, owner, releases if cached is _ABSENT else None)
         with closing(steps):  # a cancelled wait frees this key for other callers
             finished, item = _advance(steps, None)
             while not finished:

@@ -214,10 +214,12 @@ class Spot:
             False = always inline in the TaskDB. Default: the Spot's setting.
         :param input_key_fn: compute the key yourself from the call's arguments (e.g.
             ``KeyGen.from_path_stat``); alias ``keygen``.
-        :param version: change it to invalidate every result of this function.
+        :param version: change it to invalidate every result of this function; ``"auto"``
+            puts a fingerprint of the code into the key, so every code change recomputes.
         :param content_type: a hint for the dashboard (``"application/json"``, ...).
         :param retention: lifetime of results (None = forever). Default: the Spot's setting.
-        :param ignore: argument names left out of the key (e.g. a client or a logger).
+        :param ignore: argument or closure-variable names left out of the key (e.g. a
+            client or a logger): the result must not depend on them.
         """
         if keygen is not None:
             if input_key_fn is not None:
@@ -251,7 +253,12 @@ class Spot:
 
         return decorate if func is None else decorate(func)
 
-    def _mark_function(self, func: Callable[..., Any], options: MarkOptions) -> MarkedFunction:
+    def _mark_function(self, func: Any, options: MarkOptions) -> Any:
+        # Over a staticmethod or classmethod object, mark the function inside and wrap it
+        # again, so the class binds it as before; a classmethod's ``cls`` is then keyed like
+        # any argument, so a subclass never gets its base class's results.
+        if isinstance(func, staticmethod | classmethod):
+            return type(func)(self._mark_function(func.__func__, options))
         if not callable(func):
             raise TypeError(f"spot.mark decorates a function, not {type(func).__name__}")
         if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
@@ -260,11 +267,12 @@ class Spot:
                 "one result. Return a list instead, or mark a function that builds one."
             )
         marked = MarkedCall(self, func, options)
-        unknown = options.ignore - set(marked.signature.parameters)
+        free_variables = getattr(getattr(func, "__code__", None), "co_freevars", ())
+        unknown = options.ignore - set(marked.signature.parameters) - set(free_variables)
         if unknown:
             raise ConfigurationError(
                 f"ignore={sorted(unknown)!r}: {func.__qualname__} has no such parameter "
-                f"(it has {list(marked.signature.parameters)})"
+                f"or closure variable (it has {list(marked.signature.parameters)})"
             )
         self._warn_if_unstorable(func)
         return _marked_function(marked)  # type: ignore[no-any-return]

@@ -15,21 +15,36 @@ Modules: :mod:`.core` (tags, the walk, builtins), :mod:`.stdlib`, :mod:`.arrays`
 :mod:`.identity` (function identity), :mod:`.plan` (digests), :mod:`.keygen`.
 """
 
-from beautyspot.cachekey import arrays, core, frames, objects, stdlib
+from beautyspot.cachekey import arrays, core, frames, identity, objects, stdlib
 from beautyspot.cachekey.core import canonical_bytes
-from beautyspot.cachekey.identity import function_id
+from beautyspot.cachekey.identity import FunctionIdentity, code_fingerprint, function_id, identify
 from beautyspot.cachekey.keygen import KeyGen
 from beautyspot.cachekey.plan import KeyPlan, cache_key, input_id
 
-__all__ = ["KeyGen", "KeyPlan", "cache_key", "canonical_bytes", "function_id", "input_id"]
+__all__ = [
+    "FunctionIdentity",
+    "KeyGen",
+    "KeyPlan",
+    "cache_key",
+    "canonical_bytes",
+    "code_fingerprint",
+    "function_id",
+    "identify",
+    "input_id",
+]
 
-# Values known by shape rather than exact class, tried in this order.
+# Values known by shape rather than exact class, tried in this order. What a class declares
+# (__beautyspot_key__, register_type; test doubles refused) comes before any rule that looks
+# at the value; the instance rule comes last: it claims any object whose whole state Python
+# shows, so every more specific rule must have had its turn.
 core.SHAPES.extend(
     [
+        objects.encode_declared,
         objects.encode_class,
         arrays.encode_numpy,
         frames.encode_pandas,
         stdlib.encode_pytz,
+        identity.encode_function,
         objects.encode_instance,
     ]
 )

@@ -23,10 +23,11 @@ __all__ = ["DIGEST_SIZE", "KeyPlan", "cache_key", "input_id"]
 
 # 16-byte digests: an accidental collision among a billion records has odds below 1e-20, and
 # keys stay short in every backend. The personalisation strings version the key format: a
-# change of encoding changes them, so old and new keys can never meet.
+# change of encoding changes them, so old and new keys can never meet (format 2: function
+# identity with closures, receivers and code fingerprints; objects keyed by all their state).
 DIGEST_SIZE = 16
-_INPUT_PERSON = b"beautyspot.in.1"
-_KEY_PERSON = b"beautyspot.key.1"
+_INPUT_PERSON = b"beautyspot.in.2"
+_KEY_PERSON = b"beautyspot.key.2"
 # Keys are hashed on every call: copying a hasher personalised once costs half of building one.
 _INPUT_HASHER = hashlib.blake2b(digest_size=DIGEST_SIZE, person=_INPUT_PERSON)
 _KEY_HASHER = hashlib.blake2b(digest_size=DIGEST_SIZE, person=_KEY_PERSON)
@@ -38,7 +39,7 @@ def input_id(arguments: Mapping[str, Any], walk: Walk | None = None) -> str:
     Any mapping with the same items gives the same id (a dict, BoundArguments.arguments, ...).
 
     >>> input_id({"x": 1})
-    'ec24e41380e5cfb1739346b490a5b83e'
+    '9ced08d60df2449dae2754568d7c949e'
     >>> input_id({"a": 1, "b": 2}) == input_id({"b": 2, "a": 1})
     True
     """
@@ -72,8 +73,17 @@ def _argument(encoded_name: bytes, name: str, value: Any, walk: Walk) -> bytes:
         raise _argument_error(name, "", "is nested too deeply to encode") from None
 
 
+_RECEIVERS = frozenset({"self", "cls"})
+
+
 def _argument_error(name: str, path: str, reason: str) -> CacheKeyError:
     where = f" (at {name}{path})" if path else ""
+    if name in _RECEIVERS:  # ignoring a receiver would make every instance share results
+        return CacheKeyError(
+            f"argument {name!r}{where} {reason}; give its class a __beautyspot_key__(self) "
+            "method that returns what results depend on, or compute the key yourself with "
+            "input_key_fn="
+        )
     return CacheKeyError(
         f"argument {name!r}{where} {reason}; leave it out of the key with ignore=({name!r},) "
         "or compute the key yourself with input_key_fn="
@@ -114,7 +124,7 @@ class KeyPlan:
     True
     """
 
-    __slots__ = ("_arguments", "_input_head", "_key_head", "_registered")
+    __slots__ = ("_arguments", "_input_head", "_key_head", "registered")
 
     def __init__(
         self,
@@ -134,17 +144,17 @@ class KeyPlan:
         self._input_head = DICT + length(len(names))
         # An input_id is always a 32-character hex str: its encoding's header is fixed too.
         self._key_head = _key_head(func_id, version) + STR + length(2 * DIGEST_SIZE)
-        self._registered = registered
+        self.registered = registered
 
     def walk(self) -> Walk:
         """A fresh encoding state that knows the Spot's registered types."""
-        return Walk(self._registered)
+        return Walk(self.registered)
 
     def keys(self, values: Sequence[Any]) -> tuple[str, str]:
         """``(input_id, cache_key)`` of a call whose key arguments are ``values``."""
         if len(values) != len(self._arguments):
             raise TypeError(f"expected {len(self._arguments)} values, got {len(values)}")
-        walk = Walk(self._registered)
+        walk = Walk(self.registered)
         entries = [
             _argument(encoded, name, values[index], walk)
             for encoded, name, index in self._arguments

@@ -21,7 +21,14 @@ INLINE = "inline"
 #: ``result_type`` of a record whose encoded result sits in blob storage at ``result_value``.
 BLOB = "blob"
 #: The fields of a record that the core reads to serve a hit.
-RESULT_FIELDS = ("result_type", "result_value", "result_data", "checksum", "expires_at")
+RESULT_FIELDS = (
+    "result_type",
+    "result_value",
+    "result_data",
+    "checksum",
+    "expires_at",
+    "code_fingerprint",
+)
 
 
 class TaskRecord(NamedTuple):
@@ -45,6 +52,7 @@ class TaskRecord(NamedTuple):
     duration: float | None = None
     created_at: float | None = None
     expires_at: float | None = None
+    code_fingerprint: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()

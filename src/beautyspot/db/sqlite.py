@@ -52,6 +52,37 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at REAL
         )""",
     ),
+    # Key format 2 and the hit path: a WITHOUT ROWID table is one b-tree keyed by cache_key
+    # (a lookup reads one tree, a save writes one), the fields a hit reads come first, and each
+    # record keeps the fingerprint of the code that computed it. Format-1 records are kept for
+    # history and gc; their keys can no longer be hit.
+    (
+        """CREATE TABLE tasks_v2 (
+            cache_key TEXT PRIMARY KEY,
+            result_type TEXT,
+            result_value TEXT,
+            result_data BLOB,
+            checksum TEXT,
+            expires_at REAL,
+            code_fingerprint TEXT,
+            func_name TEXT,
+            input_id TEXT,
+            version TEXT,
+            content_type TEXT,
+            size INTEGER,
+            duration REAL,
+            created_at REAL,
+            input_preview TEXT
+        ) WITHOUT ROWID""",
+        """INSERT INTO tasks_v2 (cache_key, result_type, result_value, result_data, checksum,
+            expires_at, func_name, input_id, version, content_type, size, duration, created_at,
+            input_preview)
+        SELECT cache_key, result_type, result_value, result_data, checksum, expires_at,
+            func_name, input_id, version, content_type, size, duration, created_at, input_preview
+        FROM tasks""",
+        "DROP TABLE tasks",
+        "ALTER TABLE tasks_v2 RENAME TO tasks",
+    ),
 )
 
 # Constant SQL strings, so sqlite3's per-connection statement cache reuses prepared statements.
@@ -63,7 +94,7 @@ _SAVE = (
 )
 _GET = "SELECT * FROM tasks WHERE cache_key = ?"
 _LOOKUP = f"SELECT {', '.join(RESULT_FIELDS)} FROM tasks WHERE cache_key = ?"
-_HISTORY = "SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?"
+_HISTORY = "SELECT * FROM tasks ORDER BY created_at DESC, cache_key LIMIT ?"
 _DELETE = "DELETE FROM tasks WHERE cache_key = ?"
 _COUNT = "SELECT COUNT(*) FROM tasks"
 _DELETE_EXPIRED = "DELETE FROM tasks WHERE expires_at <= ?"
@@ -160,14 +191,7 @@ class SQLiteTaskDB(TaskDB):
         row = self._connection().lookup_cursor.execute(_LOOKUP, (cache_key,)).fetchone()
         if row is None:
             return None
-        result_type, result_value, result_data, checksum, expires_at = row
-        return {
-            "result_type": result_type,
-            "result_value": result_value,
-            "result_data": result_data,
-            "checksum": checksum,
-            "expires_at": expires_at,
-        }
+        return dict(zip(RESULT_FIELDS, row, strict=True))
 
     def save(
         self,

@@ -163,6 +163,7 @@ class BaseLimiter(ABC):
                 await self.acquire_async(cost_of(*args, **kwargs))
                 return await func(*args, **kwargs)
 
+            paced_async.__beautyspot_transparent__ = True  # type: ignore[attr-defined]
             return paced_async  # type: ignore[return-value]
 
         @functools.wraps(func)
@@ -170,6 +171,7 @@ class BaseLimiter(ABC):
             self.acquire(cost_of(*args, **kwargs))
             return func(*args, **kwargs)
 
+        paced.__beautyspot_transparent__ = True  # type: ignore[attr-defined]
         return paced  # type: ignore[return-value]
 
     def __enter__(self) -> BaseLimiter:
@@ -213,3 +215,8 @@ class BaseLimiter(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tpm={self._tpm:g}, burst={self._burst:g})"
+
+    def __beautyspot_key__(self) -> None:
+        """A limiter decides when a call runs, never what it returns: a function paced by it
+        (``@spot.mark`` over ``@spot.limiter``) keeps the keys it has unpaced."""
+        return None

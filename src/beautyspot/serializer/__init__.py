@@ -35,7 +35,7 @@ but at the head of a tagged array. beautyspot owns all 128 extension codes:
     13   zoneinfo.ZoneInfo                     key
     14   pytz time zone                        zone name, or minutes of a pytz.FixedOffset
     32   numpy.ndarray                         dtype, shape, Fortran order?, raw bytes
-    33   numpy scalar                          dtype, raw bytes
+    33   numpy scalar                          dtype, raw bytes (str_: UTF-32 of its value)
     48   pandas ExtensionArray                 kind, kind-specific fields
     49   pandas Index (Datetime, Categorical)  array, name, freq
     50   pandas RangeIndex                     start, stop, step, name
@@ -43,6 +43,7 @@ but at the head of a tagged array. beautyspot owns all 128 extension codes:
     52   pandas Series                         array, index, name, attrs, allows duplicates
     53   pandas DataFrame                      column arrays, index, columns, attrs, allows dup.
     54   pd.NA, pd.NaT, Timestamp, Timedelta   kind, numpy datetime64/timedelta64, tzinfo
+                                               [, 1 for a Timestamp with fold=1]
     ===  ====================================  ===============================================
 
 A pytz zone has one tzinfo object per offset it ever used, and a localized datetime carries the
@@ -54,8 +55,16 @@ values that this does not rebuild exactly (a localized datetime moved by arithme
 
 A numpy dtype is its ``str`` (``"<f8"``, ``"<M8[ns]"``), a ``[dtype, shape]`` pair for a
 sub-array, or a dict of names, formats, offsets, itemsize, titles and alignment for a structured
-dtype. User codes sit inside tag 0, so they never collide with the library's tags and the library
-can add tags without touching anyone's data.
+dtype. A dtype with metadata anywhere inside it is always refused: numpy compares and hashes
+dtypes without their metadata, so it would be easy to drop unnoticed. Only a scalar's dtype may
+have zero size (``np.str_("")``): an array's stored bytes must bound how many items it has.
+
+A dataclass registered with ``register_dataclass`` is, inside tag 0, ``{field: value}``, or
+``[fields, other __dict__ entries, other set slots]`` when the instance holds more than its
+fields; it is rebuilt without calling ``__init__``.
+
+User codes sit inside tag 0, so they never collide with the library's tags and the library can
+add tags without touching anyone's data.
 
 numpy and pandas are optional and never imported here: a value is recognised by its type's
 module, and decoding imports them only when the stored value holds their data.

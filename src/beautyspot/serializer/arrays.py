@@ -31,6 +31,8 @@ def _numpy_encoder(cls: type) -> _Encoder | None:
 
 
 def _ndarray_fields(array: Any) -> tuple[Any, ...]:
+    if array.dtype.itemsize == 0:
+        raise _Unstorable(array, f"its items have zero size ({array.dtype}), which is not stored")
     fortran = array.ndim > 1 and array.flags.f_contiguous and not array.flags.c_contiguous
     order = "F" if fortran else "C"
     return (_dtype_wire(array, array.dtype), list(array.shape), fortran, array.tobytes(order))
@@ -59,22 +61,46 @@ def _array_from_bytes(np: Any, raw: bytes, dtype: Any, shape: Any, order: str) -
 
 
 def _numpy_scalar_fields(scalar: Any) -> tuple[Any, bytes]:
-    return (_dtype_wire(scalar, scalar.dtype), scalar.tobytes())
+    dtype = scalar.dtype
+    wire = _dtype_wire(scalar, dtype)
+    # The value itself, trailing NULs included: tobytes() pads b"" to one byte, and an array
+    # item drops trailing NULs, so neither gives str_ and bytes_ scalars back exactly.
+    if dtype.kind == "U":
+        return (wire, scalar.encode(_utf32(dtype.str), "surrogatepass"))
+    if dtype.kind == "S":
+        return (wire, bytes(scalar))
+    return (wire, scalar.tobytes())
 
 
 def _build_numpy_scalar(fields: list[Any]) -> Any:
     np = _numpy()
     wire, raw = fields
-    dtype = _dtype_from_wire(np, wire)
-    if len(_expect(raw, bytes)) != dtype.itemsize:
+    # A scalar is one item whatever its size, so a zero-size dtype (np.str_("")) is safe here.
+    dtype = _dtype_from_wire(np, wire, top_may_be_empty=True)
+    if len(_expect(raw, bytes)) != dtype.itemsize or dtype.subdtype is not None:
         raise ValueError("scalar data does not match its dtype")
+    if dtype.type is np.str_:
+        return np.str_(raw.decode(_utf32(dtype.str), "surrogatepass"))
+    if dtype.type is np.bytes_:
+        return np.bytes_(raw)
+    if dtype.itemsize == 0:
+        return np.zeros((), dtype)[()]  # np.void(b"") or an empty struct: no bytes to copy
     return _array_from_bytes(np, raw, dtype, (), "C")[()]
+
+
+def _utf32(dtype_str: str) -> str:
+    return "utf-32-be" if dtype_str[0] == ">" else "utf-32-le"
 
 
 _NUMPY_KINDS = frozenset("biufcmMSUV")
 
 
 def _dtype_wire(owner: Any, dtype: Any) -> Any:
+    # Checked outside the cache: dtypes equal but for metadata are one cache key.
+    if _has_metadata(dtype):
+        raise _Unstorable(
+            owner, f"numpy dtype {dtype} carries metadata, which beautyspot never stores"
+        )
     try:
         # dtype equality ignores the type code ('q' == 'l') and alignment, so both are in the key.
         return _cached_dtype_wire(dtype, dtype.char, dtype.isalignedstruct)
@@ -86,13 +112,20 @@ def _dtype_wire(owner: Any, dtype: Any) -> Any:
 def _cached_dtype_wire(dtype: Any, char: str, aligned: bool) -> Any:
     if dtype.hasobject or dtype.kind not in _NUMPY_KINDS:
         raise ValueError(f"numpy dtype {dtype} holds Python objects or is not a built-in dtype")
-    if dtype.metadata or dtype.itemsize == 0:
-        raise ValueError(f"numpy dtype {dtype} has metadata or zero size, which is not stored")
     wire = _dtype_to_wire(dtype)
-    back = _dtype_from_wire(_numpy(), wire)
+    back = _dtype_from_wire(_numpy(), wire, top_may_be_empty=True)
     if back != dtype or back.type is not dtype.type or back.isalignedstruct != aligned:
         raise ValueError(f"numpy dtype {dtype!r} cannot be stored exactly")
     return wire
+
+
+def _has_metadata(dtype: Any) -> bool:
+    """True if ``dtype`` or a dtype inside it has metadata (even ``{}``, which is not None)."""
+    if dtype.metadata is not None:
+        return True
+    if dtype.fields is not None:
+        return any(_has_metadata(entry[0]) for entry in dtype.fields.values())
+    return dtype.subdtype is not None and _has_metadata(dtype.subdtype[0])
 
 
 def _dtype_to_wire(dtype: Any) -> Any:
@@ -115,11 +148,14 @@ def _dtype_to_wire(dtype: Any) -> Any:
 
 
 #: byte order, type character, item size, datetime unit: '<i8', '|b1', '<M8[ns]', '<U5', '<q'.
+#: Ten digits reach numpy's own item size limit (2**31 - 1 bytes), which refuses larger ones.
 #: A unit's multiple is never 0: numpy accepts '<M8[0s]', but pandas 2 dies dividing by it.
-_SIMPLE_DTYPE = re.compile(r"[<>|=][A-Za-z?][0-9]{0,6}(\[([1-9][0-9]{0,5})?[A-Za-z]{1,3}\])?")
+_SIMPLE_DTYPE = re.compile(r"[<>|=][A-Za-z?][0-9]{0,10}(\[([1-9][0-9]{0,5})?[A-Za-z]{1,3}\])?")
 
 
-def _dtype_from_wire(np: Any, wire: Any) -> Any:
+def _dtype_from_wire(np: Any, wire: Any, top_may_be_empty: bool = False) -> Any:
+    """The dtype ``wire`` names; only a scalar's own dtype may have zero size, since the stored
+    bytes of anything else would not bound how many items it has."""
     kind = type(wire)
     if kind is str:
         # Only the forms _dtype_to_wire writes: numpy parses other strings with a Python parser,
@@ -136,6 +172,6 @@ def _dtype_from_wire(np: Any, wire: Any) -> Any:
         dtype = np.dtype(spec, align=_expect(wire["aligned"], bool))
     else:
         raise ValueError(f"bad numpy dtype {wire!r}")
-    if dtype.hasobject or dtype.itemsize == 0:
+    if dtype.hasobject or (dtype.itemsize == 0 and not top_may_be_empty):
         raise ValueError(f"numpy dtype {dtype} is not allowed in stored data")
     return dtype

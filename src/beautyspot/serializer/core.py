@@ -134,9 +134,14 @@ class Serializer:
         self.register(enum_cls, code, encoder=operator.attrgetter("value"), decoder=enum_cls)
 
     def register_dataclass(self, cls: type, code: int) -> None:
-        """Register a dataclass, stored as its fields by name and rebuilt through its ``__init__``.
+        """Register a dataclass, stored as its exact instance state, rebuilt without ``__init__``.
 
-        Fields with ``init=False`` are set after construction, so they come back as stored.
+        The state is every field by name, plus whatever else the instance holds (attributes set
+        in ``__post_init__`` or later, set slots that are not fields); all of it must be storable.
+        Decoding creates the instance with ``cls.__new__(cls)`` and sets that state back (through
+        ``object.__setattr__``, so frozen and slots dataclasses work): ``__init__`` and
+        ``__post_init__`` already ran on the value that was stored, and running them again could
+        change it.
 
         >>> import dataclasses
         >>> @dataclasses.dataclass

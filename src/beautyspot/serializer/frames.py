@@ -56,7 +56,17 @@ def _pandas_scalar_fields(value: Any) -> tuple[Any, ...]:
         return ("NA" if value is pd.NA else "NaT",)
     if type(value) is pd.Timedelta:
         return ("Timedelta", value.asm8)
-    return ("Timestamp", value.asm8, _timestamp_zone(value))  # asm8 is in UTC
+    fields = ("Timestamp", value.asm8, _timestamp_zone(value))  # asm8 is in UTC, if aware
+    if not value.fold:
+        return fields  # the only form written before fold was kept
+    # An aware stamp's fold need not follow from its instant (replace(fold=1) off a transition).
+    try:
+        back = _timestamp_from(pd, *fields[1:], 1)
+    except (ValueError, TypeError):
+        back = None
+    if back is None or (back.value, back.unit, back.fold) != (value.value, value.unit, 1):
+        raise _Unstorable(value, "its fold=1 cannot be rebuilt exactly in its time zone")
+    return (*fields, 1)
 
 
 def _timestamp_zone(stamp: Any) -> tzinfo | None:
@@ -78,9 +88,24 @@ def _build_pandas_scalar(fields: list[Any]) -> Any:
         return pd.NA if kind == "NA" else pd.NaT
     if kind == "Timedelta":
         return pd.Timedelta(_expect(*rest, np.timedelta64))
-    value, tz = rest
-    stamp = pd.Timestamp(_expect(value, np.datetime64))
-    return stamp.tz_localize("UTC").tz_convert(tz) if _expect_tz(tz) else stamp
+    value, tz, *fold = rest
+    if fold not in ([], [1]):
+        raise ValueError(f"bad Timestamp fold {fold!r}")
+    return _timestamp_from(pd, _expect(value, np.datetime64), _expect_tz(tz), 1 if fold else 0)
+
+
+def _timestamp_from(pd: Any, value: Any, tz: tzinfo | None, fold: int) -> Any:
+    stamp = pd.Timestamp(value)
+    if tz is not None:
+        stamp = stamp.tz_localize("UTC").tz_convert(tz)
+    if stamp.fold == fold:
+        return stamp
+    # Only the fold changes: replace() keeps the unit, and the instant unless the wall time is
+    # ambiguous, which the conversion already resolved to the stored instant's fold.
+    refolded = stamp.replace(fold=fold)
+    if refolded.value != stamp.value:
+        raise ValueError("the stored fold does not fit the stored instant")
+    return refolded
 
 
 _MASKED_DTYPES = frozenset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from beautyspot.serializer.tags import FORMAT_VERSION
@@ -64,7 +65,22 @@ def _locate(root: Any, target: Any) -> str:
                 stack.append((item, f"{path}[{_short_repr(key)}]"))
         elif kind is set or kind is frozenset:
             stack.extend((item, f"{path}{{…}}") for item in obj)
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            stack.extend(_attributes(obj, path))
     return "a value inside result"
+
+
+def _attributes(obj: Any, path: str) -> list[tuple[Any, str]]:
+    """A dataclass's fields and other attributes, all of which register_dataclass stores."""
+    found = []
+    for field in dataclasses.fields(obj):
+        try:
+            found.append((getattr(obj, field.name), f"{path}.{field.name}"))
+        except Exception:
+            continue  # an unset field or a failing descriptor: nothing to point at
+    for name, value in getattr(obj, "__dict__", {}).items():
+        found.append((value, f"{path}.{name}"))
+    return found
 
 
 def _short_repr(value: Any) -> str:
