@@ -508,3 +508,46 @@ def test_functions_passed_as_arguments_are_keyed_by_their_identity(spot: bs.Spot
     assert apply(lambda x: x + 1, 1) == 2
     assert apply(lambda x: x * 10, 1) == 10
     assert apply(abs, -3) == 3
+
+
+class Token:
+    """Unkeyable by its state (it holds a lock); registered, it is keyed by its encoder."""
+
+    def __init__(self, text: str) -> None:
+        import threading
+
+        self.text, self.lock = text, threading.Lock()
+
+
+def test_a_registered_type_can_be_passed_as_an_argument(spot: bs.Spot) -> None:
+    spot.register_type(Token, 7, encoder=lambda t: t.text, decoder=Token)
+
+    @spot.mark
+    def shout(token: Token) -> str:
+        return token.text.upper()
+
+    assert shout(Token("a")) == "A"
+    assert shout(Token("b")) == "B"
+    assert shout.is_cached(Token("a"))
+
+
+class Weights:
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def apply(self, x: int) -> int:
+        return x * self.k
+
+
+# Keys of function identities that do not depend on the Python version (no code fingerprint in
+# them), pinned: a change here turns every stored result of such functions into a miss.
+PINNED_IDENTITIES = [
+    (raw, "tests.test_identity.raw"),
+    (Weights(2).apply, "tests.test_identity.Weights.apply#a641cb2f14eabf8c775abed826cd4f97"),
+    (Base.make, "tests.test_identity.Base.make#0bef1ce8f7f20e95d9d419ad993dceee"),
+]
+
+
+@pytest.mark.parametrize(("func", "key"), PINNED_IDENTITIES, ids=["plain", "method", "classmethod"])
+def test_pinned_identity_keys(func: Any, key: str) -> None:
+    assert identify(func).key == key

@@ -100,6 +100,15 @@ def payload(data: bytes | bytearray | memoryview) -> bytes:
     return length(size) + hashlib.blake2b(data, digest_size=32, person=_BLOB_PERSON).digest()
 
 
+def payload_of_chunks(size: int, chunks: Iterable[bytes | memoryview]) -> bytes:
+    """``payload()`` of the concatenation of ``chunks`` (``size`` bytes in all), without
+    building it: for data over :data:`INLINE_LIMIT` that must be gathered from pieces."""
+    digest = hashlib.blake2b(digest_size=32, person=_BLOB_PERSON)
+    for chunk in chunks:
+        digest.update(chunk)
+    return length(size) + digest.digest()
+
+
 def guard_cycles(encoder: Encoder) -> Encoder:
     """Refuse a container that (indirectly) contains itself instead of recursing forever."""
 
