@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import beautyspot as bs
-from beautyspot.call import checksum_of
+from beautyspot.integrity import matches
 
 pytestmark = [
     pytest.mark.slow,
@@ -156,7 +156,7 @@ def broken_records(spot: bs.Spot) -> list[str]:
         if kind == "blob":
             path = Path(spot.storage.root) / location
             data = path.read_bytes() if path.is_file() else None
-        if data is None or checksum_of(data) != checksum:
+        if data is None or not matches(checksum, data):
             broken.append(f"{key} ({kind})")
     return broken
 

@@ -36,8 +36,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import beautyspot as bs
-from beautyspot.call import checksum_of
 from beautyspot.errors import SerializationError
+from beautyspot.integrity import checksum_of
 from beautyspot.serializer import FORMAT_VERSION, Serializer
 
 PACKAGE = Path(bs.__file__).resolve().parent
@@ -417,7 +417,7 @@ def _overwrite_record(spot: bs.Spot, cache_key: str, data: bytes) -> None:
         conn.execute(
             "UPDATE tasks SET checksum = ?, result_data = CASE result_type WHEN 'inline' "
             "THEN ? ELSE NULL END WHERE cache_key = ?",
-            (checksum_of(data), data, cache_key),
+            (checksum_of(data, cryptographic=False), data, cache_key),
         )
     conn.close()
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import beautyspot as bs
-from beautyspot.call import checksum_of
 from beautyspot.db.base import TaskDB
+from beautyspot.integrity import checksum_of
 from beautyspot.maintenance import GCReport, collect_garbage
 from beautyspot.storage.base import BlobStorageBase
 from beautyspot.storage.local import LocalStorage
@@ -246,7 +246,7 @@ def plant_record(spot: bs.Spot, cache_key: str, location: str, data: bytes) -> N
         conn.execute(
             "UPDATE tasks SET result_type = 'blob', result_value = ?, result_data = NULL, "
             "checksum = ? WHERE cache_key = ?",
-            (location, checksum_of(data), cache_key),
+            (location, checksum_of(data, cryptographic=False), cache_key),
         )
     conn.close()
 

@@ -10,7 +10,6 @@ between sync and async code.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import reprlib
 import threading
@@ -31,6 +30,7 @@ from beautyspot.errors import (
     SerializationError,
 )
 from beautyspot.inflight import Outcome
+from beautyspot.integrity import checksum_of, matches
 
 if TYPE_CHECKING:
     from beautyspot.spot import Spot
@@ -47,22 +47,11 @@ Step = tuple[str, Any]
 Steps = Generator[Step, Any, Any]
 
 _MISS = object()
-_ABSENT = object()  # a miss with no record at all (not an expired or damaged one)
+_ABSENT = object()  # a miss after a full look: no usable record (none, expired or damaged)
 _PREVIEW_CHARS = 200
 _preview_repr = reprlib.Repr()
 _preview_repr.maxstring = 80
 _preview_repr.maxother = 80
-
-
-def checksum_of(data: bytes) -> str:
-    """Integrity tag of stored bytes, algorithm-prefixed so it can change later.
-
-    >>> checksum_of(b"abc")[:16]
-    'sha256:ba7816bf8'
-    """
-    # sha256 over blake2b: both detect tampering, and sha256 is hardware-accelerated on
-    # current CPUs, which matters for megabyte blobs checked on every hit.
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def preview_of(arguments: Mapping[str, Any]) -> str:
@@ -177,12 +166,15 @@ class MarkedCall:
         bound.apply_defaults()
         return bound.arguments
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> BoundCall:
-        """Bind a call to the signature (defaults applied) and derive its keys."""
+    def keys(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, str, Mapping[str, Any] | None]:
+        """``(input_id, cache_key, arguments)`` of a call; ``arguments`` (bound, defaults
+        applied) is None when the call needed no binding to be keyed."""
         plan = self._plan
         if not kwargs and len(args) == self._positional_arity:
             input_id, key = plan.keys(args)
-            return BoundCall(args, kwargs, None, input_id, key)
+            return input_id, key, None
         arguments = self._arguments(args, kwargs)
         if self.options.ignore:
             arguments = {k: v for k, v in arguments.items() if k not in self.options.ignore}
@@ -197,7 +189,12 @@ class MarkedCall:
                 ) from None
         else:
             input_id = cachekey.input_id(arguments, plan.walk())
-        return BoundCall(args, kwargs, arguments, input_id, plan.cache_key(input_id))
+        return input_id, plan.cache_key(input_id), arguments
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> BoundCall:
+        """Bind a call to the signature (defaults applied) and derive its keys."""
+        input_id, key, arguments = self.keys(args, kwargs)
+        return BoundCall(args, kwargs, arguments, input_id, key)
 
     def arguments_of(self, call: BoundCall) -> Mapping[str, Any]:
         """The call's arguments by name (bound lazily: a hit never needs them)."""
@@ -208,27 +205,31 @@ class MarkedCall:
 
     # -- the flow ---------------------------------------------------------------------------
 
-    def cached(self, cache_key: str, *, read_db: bool) -> Any:
-        """A hit served without blocking I/O, else ``_MISS``: from the memory tier or, with
-        ``read_db``, from an inline record. Blob records are left to :meth:`steps`, which loads
-        them in a worker thread when the caller is async.
+    def cached(self, cache_key: str, *, read_db: bool, load_blobs: bool) -> Any:
+        """A hit served by the caller itself, else ``_ABSENT`` (the TaskDB holds no usable
+        record: none, expired or damaged) or ``_MISS`` (not looked at fully): from the memory
+        tier or, with ``read_db``, from the TaskDB, loading a blob only with ``load_blobs`` (an
+        async caller leaves that to a worker thread).
         """
         memory = self.spot.memory
         if memory is not None and (data := memory.get(cache_key)) is not None:
             found = self._decode(cache_key, data)
             if found is not None:
                 return found[0]
-        if read_db:
-            record = self.spot.db.lookup(cache_key)
-            if record is None:
-                return _ABSENT
-            if _is_live(record) and record.get("result_type") != BLOB:
-                found = self._verify(cache_key, record, record.get("result_data"))
-                if found is not None:
-                    if record.get("code_fingerprint") != self.identity.fingerprint:
-                        self._check_code(record)
-                    return found[0]
-        return _MISS
+        if not read_db:
+            return _MISS
+        row = self.spot.db.lookup(cache_key)
+        if row is None:
+            return _ABSENT
+        result_type, data, _, expires_at, _ = row
+        if expires_at is not None and not _is_live(expires_at):
+            return _ABSENT
+        if result_type == BLOB:
+            if not load_blobs:
+                return _MISS
+            data = self._load_blob(data)
+        found = self._verify(cache_key, row, data)
+        return _ABSENT if found is None else found[0]
 
     def steps(self, call: BoundCall, owner: Hashable, absent_as_of: int | None = None) -> Steps:
         """The call after :meth:`cached` missed, as steps; returns the result.
@@ -236,8 +237,8 @@ class MarkedCall:
         ``owner`` is the thread or task making the call: a call that the computation of the
         same key makes (a refresh-and-retry) computes again instead of waiting for itself.
 
-        ``absent_as_of``: :meth:`cached` found no record while the in-flight table had seen
-        this many releases. If none happened since, no leader of this process stored the key
+        ``absent_as_of``: :meth:`cached` found no usable record while the in-flight table had
+        seen this many releases. If none happened since, no leader of this process stored the key
         in between, so the look before paying can be skipped.
         """
         while True:
@@ -251,7 +252,7 @@ class MarkedCall:
                 return self.spot.serializer.loads(outcome.encoded)
         try:
             # Another process, or a leader that finished before our claim, may have stored it
-            # meanwhile; and blob records come here to be loaded: look before paying.
+            # meanwhile; and an async caller's blob records come here to be loaded.
             found = None
             if absent_as_of != self.spot._inflight.releases:
                 found = yield from self._lookup(call.cache_key)
@@ -278,25 +279,43 @@ class MarkedCall:
 
     def _lookup(self, cache_key: str) -> Steps:
         """``(result, stored bytes)`` of a live, intact record, or None."""
-        record = yield READ, (self.spot.db.lookup, cache_key)
-        if not _is_live(record):
+        row = yield READ, (self.spot.db.lookup, cache_key)
+        if row is None or (row[3] is not None and not _is_live(row[3])):
             return None
-        data = record.get("result_data")
-        if record.get("result_type") == BLOB:
-            data = yield IO, (self._load_blob, record.get("result_value"))
-            if data is None:
-                return None  # _load_blob said why
-        found = self._verify(cache_key, record, data)
-        if found is not None and record.get("code_fingerprint") != self.identity.fingerprint:
-            self._check_code(record)
+        data = row[1]
+        if row[0] == BLOB:
+            data = yield IO, (self._load_blob, data)
+        return self._verify(cache_key, row, data)
+
+    def _verify(self, cache_key: str, row: tuple[Any, ...], data: Any) -> tuple[Any, bytes] | None:
+        """Decode a record's bytes if they are what was stored; bad records are misses.
+        ``row`` is the record's :class:`~beautyspot.db.base.HitRow`; ``data`` its bytes
+        (None when a blob could not be read, which ``_load_blob`` has said)."""
+        result_type, _, checksum, expires_at, fingerprint = row
+        if data is None:
+            return None
+        if result_type not in (INLINE, BLOB) or not isinstance(data, bytes):
+            _warn(f"record {cache_key} has no readable result ({result_type=}); recomputing")
+            return None
+        # A blob that others may write is trusted only on a cryptographic tag (DESIGN.md §2).
+        cryptographic = result_type == BLOB and self.spot.storage.writable_apart_from_records
+        if checksum and not matches(checksum, data, cryptographic=cryptographic):
+            _warn(f"record {cache_key}: stored bytes fail their checksum; recomputing")
+            return None
+        found = self._decode(cache_key, data)
+        if found is None:
+            return None
+        if self.spot.memory is not None:
+            self.spot.memory.put(cache_key, data, expires_at)
+        if fingerprint != self.identity.fingerprint and fingerprint is not None:
+            self._warn_stale_code()
         return found
 
-    def _check_code(self, record: Mapping[str, Any]) -> None:
+    def _warn_stale_code(self) -> None:
         """Warn once when a hit was computed by other code: ``version=`` decides what is
         stale, so the result is served, but the user should know."""
-        stored = record.get("code_fingerprint")
-        if stored is None or self._stale_code_reported:
-            return  # a record of a backend that keeps no fingerprint: nothing to compare
+        if self._stale_code_reported:
+            return
         self._stale_code_reported = True
         _warn(
             f"results of {self.func_id} were computed by different code (or another Python "
@@ -304,23 +323,6 @@ class MarkedCall:
             "change. Pass a new version= to recompute, or version='auto' to recompute whenever "
             "the code changes"
         )
-
-    def _verify(
-        self, cache_key: str, record: Mapping[str, Any], data: Any
-    ) -> tuple[Any, bytes] | None:
-        """Decode a record's bytes if they are what was stored; bad records are misses."""
-        result_type = record.get("result_type")
-        if result_type not in (INLINE, BLOB) or not isinstance(data, bytes):
-            _warn(f"record {cache_key} has no readable result ({result_type=}); recomputing")
-            return None
-        checksum = record.get("checksum")
-        if checksum and checksum != checksum_of(data):
-            _warn(f"record {cache_key}: stored bytes fail their checksum; recomputing")
-            return None
-        found = self._decode(cache_key, data)
-        if found is not None and self.spot.memory is not None:
-            self.spot.memory.put(cache_key, data, record.get("expires_at"))
-        return found
 
     def _decode(self, cache_key: str, data: bytes) -> tuple[Any, bytes] | None:
         try:
@@ -333,15 +335,16 @@ class MarkedCall:
 
     def cache_key(self, *args: Any, **kwargs: Any) -> str:
         """The key this call's result is stored under."""
-        return self.bind(args, kwargs).cache_key
+        return self.keys(args, kwargs)[1]
 
     def is_cached(self, *args: Any, **kwargs: Any) -> bool:
         """True if a live (unexpired) record exists for this call; the result is not read."""
-        return _is_live(self.spot.db.get(self.bind(args, kwargs).cache_key))
+        row = self.spot.db.lookup(self.keys(args, kwargs)[1])
+        return row is not None and (row[3] is None or _is_live(row[3]))
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Forget this call's result so the next call recomputes; True if one was stored."""
-        key = self.bind(args, kwargs).cache_key
+        key = self.keys(args, kwargs)[1]
         if self.spot.memory is not None:
             self.spot.memory.discard(key)
         record = self.spot.db.get(key)
@@ -382,7 +385,9 @@ class MarkedCall:
             if options.save_blob is None
             else options.save_blob
         )
-        checksum = checksum_of(encoded)
+        # Bytes beside their records get a fast tag; blobs others may write, a cryptographic one.
+        cryptographic = as_blob and self.spot.storage.writable_apart_from_records
+        checksum = checksum_of(encoded, cryptographic=cryptographic)
         now = time.time()
         expires_at = None if options.retention_seconds is None else now + options.retention_seconds
         try:
@@ -390,7 +395,7 @@ class MarkedCall:
                 # The checksum in the blob's name lets two writers of one key never overwrite
                 # each other's blob while their records race; the loser's blob is an orphan
                 # that garbage collection removes.
-                blob_key = f"{call.cache_key}-{checksum[7:23]}"
+                blob_key = f"{call.cache_key}-{checksum.partition(':')[2][:16]}"
                 location = self.spot.storage.save(blob_key, encoded)
                 placement: dict[str, Any] = {"result_type": BLOB, "result_value": location}
             else:
@@ -441,12 +446,14 @@ class MarkedCall:
 
     # -- drivers: the only code that differs between sync and async -----------------------
 
-    def run_sync(self, call: BoundCall) -> Any:
-        """Carry out the steps in the calling thread."""
+    def run_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Carry out a call in the calling thread."""
+        input_id, key, arguments = self.keys(args, kwargs)
         releases = self.spot._inflight.releases
-        cached = self.cached(call.cache_key, read_db=True)
+        cached = self.cached(key, read_db=True, load_blobs=True)
         if cached is not _MISS and cached is not _ABSENT:
             return cached
+        call = BoundCall(args, kwargs, arguments, input_id, key)
         owner = ("thread", threading.get_ident())
         steps = self.steps(call, owner, releases if cached is _ABSENT else None)
         with closing(steps):  # an interrupted wait frees this key for other callers
@@ -455,14 +462,17 @@ class MarkedCall:
                 finished, item = _advance(steps, self._carry_out(*item))
             return item
 
-    async def run_async(self, call: BoundCall) -> Any:
-        """Carry out the steps on the event loop; blocking I/O goes to a worker thread."""
+    async def run_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Carry out a call on the event loop; blocking I/O goes to a worker thread."""
         import asyncio  # only async callers need it; keeps `import beautyspot` light
 
+        input_id, key, arguments = self.keys(args, kwargs)
         releases = self.spot._inflight.releases
-        cached = self.cached(call.cache_key, read_db=self.spot.db.local_reads)
+        local = self.spot.db.local_reads
+        cached = self.cached(key, read_db=local, load_blobs=False)
         if cached is not _MISS and cached is not _ABSENT:
             return cached
+        call = BoundCall(args, kwargs, arguments, input_id, key)
         owner = ("task", id(asyncio.current_task()))
         steps = self.steps(call, owner, releases if cached is _ABSENT else None)
         with closing(steps):  # a cancelled wait frees this key for other callers
@@ -506,12 +516,8 @@ def _advance(steps: Steps, reply: Any) -> tuple[bool, Any]:
         return True, done.value
 
 
-def _is_live(record: Mapping[str, Any] | None) -> bool:
-    if record is None:
-        return False
-    expires_at = record.get("expires_at")
-    if expires_at is None:
-        return True
+def _is_live(expires_at: Any) -> bool:
+    """True unless ``expires_at`` (a record's, not None) has passed or is not a time."""
     if isinstance(expires_at, (int, float)) and not isinstance(expires_at, bool):
         return expires_at > time.time()
     _warn(f"a record's expires_at is not a time ({type(expires_at).__name__}); recomputing")

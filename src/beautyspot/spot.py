@@ -79,13 +79,13 @@ def _marked_function(marked: MarkedCall) -> Any:
     if inspect.iscoroutinefunction(marked.func):
 
         async def call_async(*args: Any, **kwargs: Any) -> Any:
-            return await marked.run_async(marked.bind(args, kwargs))
+            return await marked.run_async(args, kwargs)
 
         wrapper: Any = call_async
     else:
 
         def call_sync(*args: Any, **kwargs: Any) -> Any:
-            return marked.run_sync(marked.bind(args, kwargs))
+            return marked.run_sync(args, kwargs)
 
         wrapper = call_sync
     functools.update_wrapper(wrapper, marked.func)

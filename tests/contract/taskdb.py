@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import pytest
 
-from beautyspot.db.base import RESULT_FIELDS, FailureRecord, TaskDB, TaskRecord
+from beautyspot.db.base import FailureRecord, HitRow, TaskDB, TaskRecord
 
 __all__ = ["FullTaskDBContract", "TaskDBContract"]
 
@@ -103,15 +103,14 @@ class TaskDBContract:
 class FullTaskDBContract(TaskDBContract):
     """The required contract plus the optional methods."""
 
-    def test_lookup_gives_the_result_fields_of_get(self, db: TaskDB) -> None:
+    def test_lookup_gives_the_hit_fields_of_get(self, db: TaskDB) -> None:
         save_inline(db, "k1", b"payload")
         db.save("k2", "pkg.fn", "in-2", None, "blob", None, result_value="ab/ab12")
-        for key in ("k1", "k2"):
+        for key, payload in (("k1", b"payload"), ("k2", "ab/ab12")):
             full, fast = db.get(key), db.lookup(key)
             assert full is not None and fast is not None
-            assert {name: fast[name] for name in RESULT_FIELDS} == {
-                name: full.get(name) for name in RESULT_FIELDS
-            }
+            assert tuple(fast) == HitRow.of(full)
+            assert fast[1] == payload
         assert db.lookup("never-saved") is None
 
     def test_iter_blob_locations_lists_blob_records_only(self, db: TaskDB) -> None:

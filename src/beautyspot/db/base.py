@@ -14,21 +14,40 @@ from typing import Any, NamedTuple
 
 from beautyspot.errors import NotSupportedError
 
-__all__ = ["FailureRecord", "TaskDB", "TaskRecord"]
+__all__ = ["FailureRecord", "HitRow", "TaskDB", "TaskRecord"]
 
 #: ``result_type`` of a record whose encoded result sits in ``result_data``.
 INLINE = "inline"
 #: ``result_type`` of a record whose encoded result sits in blob storage at ``result_value``.
 BLOB = "blob"
-#: The fields of a record that the core reads to serve a hit.
-RESULT_FIELDS = (
-    "result_type",
-    "result_value",
-    "result_data",
-    "checksum",
-    "expires_at",
-    "code_fingerprint",
-)
+
+
+class HitRow(NamedTuple):
+    """What serving a hit reads of a record: the shape :meth:`TaskDB.lookup` returns (a plain
+    tuple in this order will do).
+
+    ``payload`` is the encoded result (bytes) of an inline record and the blob location (str)
+    of a blob record.
+    """
+
+    result_type: str | None
+    payload: Any
+    checksum: str | None
+    expires_at: Any
+    code_fingerprint: str | None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> HitRow:
+        """The hit fields of a full record, as :meth:`TaskDB.get` returns it."""
+        result_type = record.get("result_type")
+        placement = "result_value" if result_type == BLOB else "result_data"
+        return cls(
+            result_type,
+            record.get(placement),
+            record.get("checksum"),
+            record.get("expires_at"),
+            record.get("code_fingerprint"),
+        )
 
 
 class TaskRecord(NamedTuple):
@@ -128,12 +147,13 @@ class TaskDB:
     def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
         raise NotImplementedError(f"{type(self).__name__} must implement get_history(limit)")
 
-    def lookup(self, cache_key: str) -> Mapping[str, Any] | None:
-        """The record's :data:`RESULT_FIELDS` (at least), or None: the read behind every hit.
-
-        The default is :meth:`get`; a backend may override it to fetch just those fields.
+    def lookup(self, cache_key: str) -> tuple[Any, ...] | None:
+        """The record's :class:`HitRow` fields (a tuple in that order), or None: the read
+        behind every hit. The default reads them from :meth:`get`; a backend may override it
+        to fetch just those fields.
         """
-        return self.get(cache_key)
+        record = self.get(cache_key)
+        return None if record is None else HitRow.of(record)
 
     def save_record(self, record: TaskRecord) -> None:
         """Save a full record. The default keeps what :meth:`save` can hold and drops the rest

@@ -7,13 +7,14 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from beautyspot.db.base import BLOB, RESULT_FIELDS, FailureRecord, TaskDB, TaskRecord
+from beautyspot.db.base import BLOB, FailureRecord, TaskDB, TaskRecord
 from beautyspot.errors import ConfigurationError
 from beautyspot.storage.local import make_private_dirs
 
@@ -93,7 +94,11 @@ _SAVE = (
     f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))})"
 )
 _GET = "SELECT * FROM tasks WHERE cache_key = ?"
-_LOOKUP = f"SELECT {', '.join(RESULT_FIELDS)} FROM tasks WHERE cache_key = ?"
+# HitRow's fields: the bytes or the location in one column, so a hit reads one tuple as is.
+_LOOKUP = (
+    "SELECT result_type, CASE result_type WHEN 'blob' THEN result_value ELSE result_data END, "
+    "checksum, expires_at, code_fingerprint FROM tasks WHERE cache_key = ?"
+)
 _HISTORY = "SELECT * FROM tasks ORDER BY created_at DESC, cache_key LIMIT ?"
 _DELETE = "DELETE FROM tasks WHERE cache_key = ?"
 _COUNT = "SELECT COUNT(*) FROM tasks"
@@ -154,6 +159,7 @@ class SQLiteTaskDB(TaskDB):
         # closed: SQLite must not touch a connection across fork().
         self._connections: list[_Connection] = []
         self._ready_pid = 0
+        _OPEN_DATABASES.add(self)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 30.0) -> SQLiteTaskDB:
@@ -186,12 +192,10 @@ class SQLiteTaskDB(TaskDB):
         row = self._connection().execute(_GET, (cache_key,)).fetchone()
         return None if row is None else dict(row)
 
-    def lookup(self, cache_key: str) -> dict[str, Any] | None:
-        """The fields a hit needs, read as a plain tuple: the hot path of every cached call."""
-        row = self._connection().lookup_cursor.execute(_LOOKUP, (cache_key,)).fetchone()
-        if row is None:
-            return None
-        return dict(zip(RESULT_FIELDS, row, strict=True))
+    def lookup(self, cache_key: str) -> tuple[Any, ...] | None:
+        """The :class:`~beautyspot.db.base.HitRow` fields, as a plain tuple: the hot path of
+        every cached call."""
+        return self._connection().lookup_cursor.execute(_LOOKUP, (cache_key,)).fetchone()
 
     def save(
         self,
@@ -279,7 +283,7 @@ class SQLiteTaskDB(TaskDB):
         """This thread's connection, opened (and the schema made ready) on first use."""
         thread = self._thread
         conn = thread.conn
-        if conn is None or conn.pid != os.getpid():
+        if conn is None:  # a forked child starts with none: see _forget_inherited_connections
             conn = thread.conn = self._open()
         return conn
 
@@ -380,6 +384,20 @@ class SQLiteTaskDB(TaskDB):
             ) from error
         # PRAGMA takes no bound parameters; ``version`` is an int read from the file.
         conn.execute(f"PRAGMA user_version = {version + 1}")
+
+
+# A forked child must not use its parent's connections (SQLite forbids it). Forgetting them at
+# fork time, once, spares every read an os.getpid() call.
+_OPEN_DATABASES: weakref.WeakSet[SQLiteTaskDB] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    for db in list(_OPEN_DATABASES):
+        db._thread = _ThreadConnection()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def _user_version(conn: sqlite3.Connection) -> int:

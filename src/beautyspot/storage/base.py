@@ -36,9 +36,20 @@ class BlobStorageBase:
     ``delete(location)``, ``iter_locations()``, ``stat(location) -> BlobStat`` and
     ``remove_stale_temp_files(older_than) -> int`` (for a store that writes temp objects).
 
+    Threat (``writable_apart_from_records``): whether someone may be able to write the blobs
+    without being able to write the records that point to them, as with a bucket shared more
+    widely than the TaskDB. The default, ``True``, is the safe one: a user's storage is taken
+    to be remote, and its blobs get cryptographic checksums (sha256), so forged bytes read as
+    a miss. A store whose blobs live beside the records, writable only by whoever can write
+    those (``LocalStorage``), sets it ``False`` and gets a fast 128-bit hash that still catches
+    corruption and truncation. See :mod:`beautyspot.integrity`.
+
     Thread-safety: the Spot calls one storage from many threads. The base class keeps no
     state, so a subclass need not call ``super().__init__()``.
     """
+
+    #: Someone may write these blobs without being able to write their records (see above).
+    writable_apart_from_records: bool = True
 
     def save(self, key: str, data: bytes) -> str:
         raise NotImplementedError(f"{type(self).__name__} must implement save(key, data)")

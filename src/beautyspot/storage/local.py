@@ -39,6 +39,9 @@ class LocalStorage(BlobStorageBase):
     """
 
     SCHEMES = ("file",)
+    #: The files are owner-only and sit beside the records: a checksum guards against
+    #: corruption and truncation, not against a writer of the folder.
+    writable_apart_from_records = False
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         if not isinstance(root, (str, os.PathLike)):
