@@ -8,9 +8,10 @@ installed raises ``ImportError`` when used, so ``--here`` can skip its rows.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,15 @@ __all__ = [
     "Memoized",
     "Memoizer",
     "beautyspot",
+    "beautyspot_fill",
     "beautyspot_memory",
+    "beautyspot_spot",
     "cachetools_cached",
     "cachier_memoize",
     "diskcache_memoize",
     "joblib_memory",
     "raw_floor",
+    "raw_floor_fill",
     "read_file",
     "write_and_rename",
 ]
@@ -46,11 +50,7 @@ def raw_floor(folder: Path, func: Callable[..., Any]) -> Memoized:
     adds a pack and one autocommit insert (WAL, ``synchronous=NORMAL``)."""
     import msgpack
 
-    folder.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(folder / "floor.db", isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(_FLOOR_SCHEMA)
+    conn = _floor_connection(folder)
 
     def memoized(*args: Any) -> Any:
         key = hashlib.blake2b(msgpack.packb(args), digest_size=16).hexdigest()
@@ -64,12 +64,124 @@ def raw_floor(folder: Path, func: Callable[..., Any]) -> Memoized:
     return memoized, conn.close
 
 
-def beautyspot(folder: Path, func: Callable[..., Any], **options: Any) -> Memoized:
-    """``@spot.mark`` on a Spot of its own: ``folder/bench.db`` and ``folder/blobs``."""
+def raw_floor_fill(folder: Path, func: Callable[..., Any], inputs: Iterable[Any]) -> None:
+    """Store ``func(value)`` for every input exactly as :func:`raw_floor`'s misses would (same
+    keys, values and insert order), in one transaction: the floor's side of the growth case."""
+    import msgpack
+
+    def row(value: Any) -> tuple[str, bytes]:
+        key = hashlib.blake2b(msgpack.packb((value,)), digest_size=16).hexdigest()  # as above
+        return key, msgpack.packb(func(value))
+
+    conn = _floor_connection(folder)
+    try:
+        rows = (row(value) for value in inputs)
+        conn.execute("BEGIN")
+        conn.executemany(_FLOOR_PUT, rows)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def _floor_connection(folder: Path) -> sqlite3.Connection:
+    folder.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(folder / "floor.db", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(_FLOOR_SCHEMA)
+    return conn
+
+
+def beautyspot_spot(folder: Path, **options: Any) -> Any:
+    """A Spot of its own: ``folder/bench.db`` and ``folder/blobs`` (``db=`` may replace it)."""
     import beautyspot as bs
 
-    spot = bs.Spot("bench", db=folder / "bench.db", storage=folder / "blobs", **options)
+    options.setdefault("db", folder / "bench.db")
+    return bs.Spot("bench", storage=folder / "blobs", **options)
+
+
+def beautyspot(folder: Path, func: Callable[..., Any], **options: Any) -> Memoized:
+    """``@spot.mark`` on a Spot of its own: ``folder/bench.db`` and ``folder/blobs``."""
+    spot = beautyspot_spot(folder, **options)
     return spot.mark(func), spot.close
+
+
+def beautyspot_fill(
+    folder: Path, func: Callable[..., Any], inputs: Iterable[Any], chunk: int = 50_000
+) -> int:
+    """Store ``func(value)`` for every input in ``folder/bench.db`` as :func:`beautyspot` would,
+    but in large transactions instead of one per call; returns how many records were written.
+
+    The records are made by the library itself: every input is a real miss through
+    ``@spot.mark`` on a Spot whose TaskDB (:func:`_collector`) finds nothing and keeps what the
+    call path hands to ``save_record``. They are inserted in call order into a file whose
+    schema ``SQLiteTaskDB`` created, with the library's insert (every ``TaskRecord`` field, in
+    field order). Only the commits are batched.
+    """
+    from beautyspot.db import SQLiteTaskDB
+
+    path = folder / "bench.db"
+    created = SQLiteTaskDB(path)
+    created.init_schema()
+    created.close()
+    collector = _collector()
+    spot = beautyspot_spot(folder, db=collector)
+    memoized = spot.mark(func)
+    conn = sqlite3.connect(path, isolation_level=None)
+    written = 0
+    try:
+        conn.execute("PRAGMA cache_size = -262144")  # 256 MiB: only speeds the build up
+        batch = iter(inputs)
+        while True:
+            for value in itertools.islice(batch, chunk):
+                memoized(value)
+            if not collector.records:
+                break
+            fields = collector.records[0]._fields
+            insert = (
+                f"INSERT OR REPLACE INTO tasks ({', '.join(fields)}) "
+                f"VALUES ({', '.join('?' * len(fields))})"
+            )
+            conn.execute("BEGIN")
+            conn.executemany(insert, collector.records)
+            conn.execute("COMMIT")
+            written += len(collector.records)
+            collector.records.clear()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+        spot.close()
+    return written
+
+
+def _collector() -> Any:
+    """A ``beautyspot.db.TaskDB`` that never has a record and keeps every record it is asked
+    to save, in ``.records``."""
+    from beautyspot.db import TaskDB
+
+    class Collector(TaskDB):
+        local_reads = True
+
+        def __init__(self) -> None:
+            self.records: list[Any] = []
+
+        def init_schema(self) -> None:
+            return None
+
+        def get(self, cache_key: str) -> None:
+            return None
+
+        def lookup(self, cache_key: str) -> None:
+            return None
+
+        def get_history(self, limit: int = 1000) -> list[Any]:
+            return []
+
+        def save_record(self, record: Any) -> None:
+            self.records.append(record)
+
+    return Collector()
 
 
 def beautyspot_memory(folder: Path, func: Callable[..., Any]) -> Memoized:

@@ -294,7 +294,7 @@ class MarkedCall:
         result_type, _, checksum, expires_at, fingerprint = row
         if data is None:
             return None
-        if result_type not in (INLINE, BLOB) or not isinstance(data, bytes):
+        if type(data) is not bytes or (result_type != INLINE and result_type != BLOB):
             _warn(f"record {cache_key} has no readable result ({result_type=}); recomputing")
             return None
         # A blob that others may write is trusted only on a cryptographic tag (DESIGN.md §2).
@@ -305,8 +305,9 @@ class MarkedCall:
         found = self._decode(cache_key, data)
         if found is None:
             return None
-        if self.spot.memory is not None:
-            self.spot.memory.put(cache_key, data, expires_at)
+        memory = self.spot.memory
+        if memory is not None:
+            memory.put(cache_key, data, expires_at)
         if fingerprint != self.identity.fingerprint and fingerprint is not None:
             self._warn_stale_code()
         return found

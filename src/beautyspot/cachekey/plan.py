@@ -109,6 +109,10 @@ def _key_head(func_id: str, version: str | None) -> bytes:
     return TUPLE + length(3) + encode(func_id, Walk()) + encode(version, Walk())
 
 
+_RECENT_ENTRIES = 1024
+_RECENT_BODY_LIMIT = 256  # bytes of encoding: scalars and short strings, not large inputs
+
+
 class KeyPlan:
     """The keys of one function version's calls, with everything its calls share encoded once.
 
@@ -124,7 +128,7 @@ class KeyPlan:
     True
     """
 
-    __slots__ = ("_arguments", "_input_head", "_key_head", "registered")
+    __slots__ = ("_arguments", "_input_hasher", "_key_hasher", "_recent", "registered")
 
     def __init__(
         self,
@@ -141,9 +145,14 @@ class KeyPlan:
         self._arguments = sorted(
             (encode_str(name), name, index) for index, name in enumerate(names)
         )
-        self._input_head = DICT + length(len(names))
+        # Every call's hashes start with the same bytes: fed once, copied per call.
+        self._input_hasher = _INPUT_HASHER.copy()
+        self._input_hasher.update(DICT + length(len(names)))
         # An input_id is always a 32-character hex str: its encoding's header is fixed too.
-        self._key_head = _key_head(func_id, version) + STR + length(2 * DIGEST_SIZE)
+        self._key_hasher = _KEY_HASHER.copy()
+        self._key_hasher.update(_key_head(func_id, version) + STR + length(2 * DIGEST_SIZE))
+        # Keys of recent small calls by their exact encoding: a repeated call skips hashing.
+        self._recent: dict[bytes, tuple[str, str]] = {}
         self.registered = registered
 
     def walk(self) -> Walk:
@@ -152,18 +161,40 @@ class KeyPlan:
 
     def keys(self, values: Sequence[Any]) -> tuple[str, str]:
         """``(input_id, cache_key)`` of a call whose key arguments are ``values``."""
-        if len(values) != len(self._arguments):
-            raise TypeError(f"expected {len(self._arguments)} values, got {len(values)}")
+        arguments = self._arguments
+        if len(values) != len(arguments):
+            raise TypeError(f"expected {len(arguments)} values, got {len(values)}")
         walk = Walk(self.registered)
-        entries = [
-            _argument(encoded, name, values[index], walk)
-            for encoded, name, index in self._arguments
-        ]
-        input_id = _hex_digest(_INPUT_HASHER, self._input_head + b"".join(entries))
-        return input_id, self.cache_key(input_id)
+        if len(arguments) == 1:  # the common case, without a list and a join
+            encoded, name, _ = arguments[0]
+            body = _argument(encoded, name, values[0], walk)
+        else:
+            body = b"".join(
+                [
+                    _argument(encoded, name, values[index], walk)
+                    for encoded, name, index in arguments
+                ]
+            )
+        recent = self._recent
+        found = recent.get(body)
+        if found is not None:
+            return found
+        digest = self._input_hasher.copy()
+        digest.update(body)
+        input_id = digest.hexdigest()
+        digest = self._key_hasher.copy()
+        digest.update(input_id.encode("ascii"))
+        found = (input_id, digest.hexdigest())
+        if len(body) <= _RECENT_BODY_LIMIT:
+            if len(recent) >= _RECENT_ENTRIES:
+                recent.clear()  # a bound, not an LRU: refilling costs one hash per call
+            recent[body] = found
+        return found
 
     def cache_key(self, input_id: str) -> str:
         """``cache_key(func_id, version, input_id)`` for an ``input_id`` from :func:`input_id`."""
         if len(input_id) != 2 * DIGEST_SIZE:
             raise ValueError(f"input_id={input_id!r}: expected a hex digest from input_id()")
-        return _hex_digest(_KEY_HASHER, self._key_head + input_id.encode("ascii"))
+        digest = self._key_hasher.copy()
+        digest.update(input_id.encode("ascii"))
+        return digest.hexdigest()

@@ -80,7 +80,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             input_preview)
         SELECT cache_key, result_type, result_value, result_data, checksum, expires_at,
             func_name, input_id, version, content_type, size, duration, created_at, input_preview
-        FROM tasks""",
+        FROM tasks WHERE cache_key IS NOT NULL""",  # a NULL key (v1 allowed it) is never hit
         "DROP TABLE tasks",
         "ALTER TABLE tasks_v2 RENAME TO tasks",
     ),
@@ -331,6 +331,8 @@ class SQLiteTaskDB(TaskDB):
         # power cut may roll back the last commits, which for a cache means recomputing them.
         conn.execute("PRAGMA synchronous = NORMAL")
         if prepare_schema:
+            # Refuse a newer file before anything writes to it (switching to WAL does).
+            self._refuse_newer(_user_version(conn))
             self._retry_while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             self._retry_while_locked(lambda: self._migrate(conn))
 
@@ -365,6 +367,10 @@ class SQLiteTaskDB(TaskDB):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        self._refuse_newer(version)
+
+    def _refuse_newer(self, version: int) -> None:
+        target = len(self.MIGRATIONS)
         if version > target:
             raise ConfigurationError(
                 f"task database {self.path} has schema version {version}, newer than this "
@@ -375,8 +381,8 @@ class SQLiteTaskDB(TaskDB):
         try:
             for statement in self.MIGRATIONS[version]:
                 conn.execute(statement)
-        except sqlite3.OperationalError as error:
-            if _is_locked(error):
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and _is_locked(error):
                 raise
             raise ConfigurationError(
                 f"cannot upgrade task database {self.path} from schema version {version} to "
