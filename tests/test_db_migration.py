@@ -21,7 +21,7 @@ import pytest
 
 import beautyspot as bs
 from beautyspot.cachekey import plan
-from beautyspot.db.base import FailureRecord, TaskRecord
+from beautyspot.db.base import FailureRecord, HitRow, TaskRecord
 from beautyspot.db.sqlite import MIGRATIONS, SQLiteTaskDB
 from beautyspot.errors import ConfigurationError
 from beautyspot.storage.local import LocalStorage
@@ -143,15 +143,11 @@ def migrated(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def payload_of(found: Any) -> tuple[Any, ...]:
-    """What a hit needs of a record, from ``get``/a row (a mapping) or from ``lookup``: its
-    type, its bytes (inline) or location (blob), checksum and expiry. ``lookup`` may give a
-    mapping of the hit columns or a tuple ``(type, bytes or location, checksum, expiry, ...)``.
-    """
+    """What a hit needs of a record, from ``get``/a row (a mapping) or from ``lookup`` (a
+    :class:`HitRow` tuple): its bytes (inline) or location (blob), checksum and expiry."""
     if isinstance(found, Mapping):
-        kind = found["result_type"]
-        stored = found["result_value" if kind == "blob" else "result_data"]
-        return kind, stored, found["checksum"], found["expires_at"]
-    return tuple(found[:4])
+        return tuple(HitRow.of(found))[:3]
+    return tuple(found[:3])
 
 
 def typed(row: Any) -> dict[str, tuple[str, Any]]:
@@ -292,7 +288,7 @@ def test_version_1_file_is_migrated_in_place_with_every_value(
                               code_fingerprint="fp-1"))  # fmt: skip
     db.save_record(TaskRecord("a1" * 16, "fn", "in", "v9", "inline", None, None, b"new"))
     assert db.get("d1" * 16)["code_fingerprint"] == "fp-1"
-    assert payload_of(db.lookup("a1" * 16)) == ("inline", b"new", None, None)
+    assert payload_of(db.lookup("a1" * 16)) == (b"new", None, None)
     assert db.delete("c1" * 16) and not db.delete("c1" * 16)
     db.record_failure(FailureRecord("k", "fn", "", "OSError", "disk", "tb", 1.9e9))
     assert [row["id"] for row in db.get_failures()] == [3, 2, 1]

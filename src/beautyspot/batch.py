@@ -5,8 +5,8 @@ and without a rate token; the others go to workers (threads, any ``concurrent.fu
 executor, or event-loop tasks), each retried with backoff. Every finished call is saved by the
 marked function itself, so a batch that stops anywhere resumes by running the same code again.
 
-The rules are written once: :meth:`_Batch.plan` turns the batch into *steps* (look an item up,
-serve it from the cache, start it, wait for one to finish, stop), :class:`RetryPolicy` decides
+The rules are written once: :meth:`_Batch.plan` turns the batch into *steps* (look an item up
+and serve it if cached, start it, wait for one to finish, stop), :class:`RetryPolicy` decides
 retries, :class:`Progress` and :func:`summary` say where the batch stands. :func:`map` and
 :func:`amap` only carry the steps out, one blocking, one awaiting, like the call path in
 ``call.py``.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import queue
 import random as _random
 import signal
 import sys
@@ -24,10 +25,11 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, 
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from numbers import Real
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from beautyspot.call import NOT_CACHED
 from beautyspot.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -43,8 +45,7 @@ MAX_BACKOFF = 60.0
 _CTRL_C_POLL = 0.1
 
 #: Step kinds a driver carries out; the reply each one expects is on :meth:`_Batch.plan`.
-LOOKUP = "lookup"  # is the item cached?
-SERVE = "serve"  # call it in the driver: it is a cache hit
+LOOKUP = "lookup"  # the item's cached result, if it has one
 START = "start"  # hand it to a worker
 WAIT = "wait"  # until at least one started item finishes
 STOP = "stop"  # the batch failed: start nothing more, cut retries short
@@ -244,10 +245,13 @@ def _unpacked(index: int, item: Any) -> Call:
     )
 
 
-def _captured(func: Callable[..., Any], call: Call) -> tuple[bool, Any]:
-    """``(True, result)`` or ``(False, error)``: a lookup that fails fails its item only."""
+def _captured(
+    cached_result: Callable[[tuple[Any, ...], dict[str, Any]], Any], call: Call
+) -> tuple[bool, Any]:
+    """``(True, cached result or NOT_CACHED)`` or ``(False, error)``: a lookup that fails
+    (a call that cannot be keyed) fails its item only."""
     try:
-        return True, func(*call.args, **call.kwargs)
+        return True, cached_result(call.args, call.kwargs)
     except Exception as exc:
         return False, exc
 
@@ -270,6 +274,8 @@ class _Reporter:
         self._bar = None
         if progress is True or (progress is None and _is_terminal(sys.stderr)):
             self._bar = _open_bar(label, total, required=progress is True)
+        #: Whether :meth:`update` shows anything (else a batch need not build a Progress).
+        self.active = self._callback is not None or self._bar is not None
 
     def update(self, progress: Progress) -> None:
         if self._callback is not None:
@@ -326,7 +332,7 @@ class _Batch:
         self.return_exceptions = return_exceptions
         self.reporter = reporter
         self.results: list[Any] = [None] * len(calls)
-        self.progress = Progress(total=len(calls))
+        self._counts = [0, 0, 0, 0]  # done, cached, failed, retries: a Progress only when asked
         self.error: Exception | None = None
         self._next = 0
         self._running = 0
@@ -335,7 +341,8 @@ class _Batch:
     def plan(self) -> Steps:
         """The batch as steps, in input order, at most ``window`` items running at once.
 
-        Replies a driver sends back: ``LOOKUP`` and ``SERVE`` get ``(ok, value_or_error)``;
+        Replies a driver sends back: ``LOOKUP`` gets ``(ok, cached result or NOT_CACHED, or
+        the error of a call that cannot be keyed)``;
         ``WAIT`` gets ``[(index, Attempted | None), ...]`` for the items that finished
         (None: cancelled before it started); ``START`` and ``STOP`` get nothing.
         """
@@ -368,12 +375,9 @@ class _Batch:
         """The item's outcome when it needs no worker (a hit, or a call that cannot even be
         looked up); None when it must run."""
         ok, found = yield LOOKUP, index
-        if not ok:
-            return Attempted(False, found, 0)
-        if not found:
+        if ok and found is NOT_CACHED:
             return None
-        ok, value = yield SERVE, index
-        return Attempted(ok, value, 0)
+        return Attempted(ok, found, 0)
 
     def record(self, index: int, attempted: Attempted) -> None:
         """Count one finished item, once; the first failure stops the batch unless
@@ -382,18 +386,23 @@ class _Batch:
             return
         ok, value, attempts = attempted
         self.results[index] = value
-        before = self.progress
         self._recorded[index] = True
-        self.progress = replace(
-            before,
-            done=before.done + (1 if ok else 0),
-            cached=before.cached + (1 if ok and attempts == 0 else 0),
-            failed=before.failed + (0 if ok else 1),
-            retries=before.retries + max(attempts - 1, 0),
-        )
+        counts = self._counts
+        if ok:
+            counts[0] += 1
+            counts[1] += attempts == 0
+        else:
+            counts[2] += 1
+        counts[3] += max(attempts - 1, 0)
         if not ok and not self.return_exceptions and self.error is None:
             self.error = value
-        self.reporter.update(self.progress)
+        if self.reporter.active:
+            self.reporter.update(self.progress)
+
+    @property
+    def progress(self) -> Progress:
+        done, cached, failed, retries = self._counts
+        return Progress(len(self.calls), done, cached, failed, retries)
 
     def record_all(self, finished: Iterable[tuple[int, Attempted | None]]) -> None:
         """Count the items a stopped driver reports: it reports every finished one, so those
@@ -511,9 +520,13 @@ class _Threads:
     ) -> None:
         self.fn, self.calls, self.executor = fn, calls, executor
         self.policy, self.sleep, self.ctrl_c = policy, sleep, ctrl_c
+        self.cached_result = fn._marked_call.cached_result  # type: ignore[attr-defined]
         self.stop = threading.Event()
         self.started: dict[Future[Attempted], int] = {}
         self.pending: set[Future[Attempted]] = set()
+        # Futures report here as they finish: waiting on a queue costs the same whatever the
+        # window, where concurrent.futures.wait visits every pending future each time.
+        self.finished: queue.SimpleQueue[Future[Attempted]] = queue.SimpleQueue()
 
     def carry_out(self, plan: Steps) -> None:
         reply: Any = None
@@ -528,21 +541,23 @@ class _Threads:
 
     def _step(self, kind: str, index: int) -> Any:
         if kind == LOOKUP:
-            return _captured(self.fn.is_cached, self.calls[index])  # type: ignore[attr-defined]
-        if kind == SERVE:
-            return _captured(self.fn, self.calls[index])
+            return _captured(self.cached_result, self.calls[index])
         if kind == START:
             job = _Job(self.fn, self.calls[index], self.policy, self.sleep, self.stop)
             future = self.executor.submit(job)
             self.started[future] = index
             self.pending.add(future)
+            future.add_done_callback(self.finished.put)
             return None
         if kind == WAIT:
-            finished: set[Future[Attempted]] = set()
+            finished: list[Future[Attempted]] = []
             while not finished and not self.ctrl_c.pressed:
-                finished, self.pending = wait_futures(
-                    self.pending, timeout=_CTRL_C_POLL, return_when=FIRST_COMPLETED
-                )
+                with suppress(queue.Empty):
+                    finished.append(self.finished.get(timeout=_CTRL_C_POLL))
+            with suppress(queue.Empty):
+                while True:  # and every other item that finished meanwhile
+                    finished.append(self.finished.get_nowait())
+            self.pending.difference_update(finished)
             return [(self.started[future], _attempted(future)) for future in finished]
         self.halt()
         return None
@@ -598,7 +613,7 @@ def _positive(value: object, name: str) -> int:
 
 
 def _check_marked(fn: Any, *, asynchronous: bool) -> None:
-    if not callable(fn) or not callable(getattr(fn, "is_cached", None)):
+    if not callable(fn) or getattr(fn, "_marked_call", None) is None:
         raise TypeError(
             f"fn must be a function decorated with @spot.mark, got {fn!r}: mark it first, "
             "so each finished item is saved and a re-run skips it"
@@ -760,13 +775,8 @@ class _Tasks:
         import asyncio
 
         if kind == LOOKUP:
-            lookup = self.fn.is_cached  # type: ignore[attr-defined]
+            lookup = self.fn._marked_call.cached_result  # type: ignore[attr-defined]
             return await asyncio.to_thread(_captured, lookup, self.calls[index])
-        if kind == SERVE:
-            try:
-                return True, await self.fn(*self.calls[index].args, **self.calls[index].kwargs)
-            except Exception as exc:
-                return False, exc
         if kind == START:
             job = _attempt_async(self.fn, self.calls[index], self.policy, self._pause)
             task = asyncio.create_task(job)

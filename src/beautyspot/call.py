@@ -35,7 +35,7 @@ from beautyspot.integrity import checksum_of, matches
 if TYPE_CHECKING:
     from beautyspot.spot import Spot
 
-__all__ = ["MarkOptions", "MarkedCall"]
+__all__ = ["NOT_CACHED", "MarkOptions", "MarkedCall"]
 
 #: Step kinds a driver understands.
 READ = "read"  # a TaskDB read: cheap when the backend says ``local_reads``
@@ -46,6 +46,8 @@ RUN = "run"  # the user's function
 Step = tuple[str, Any]
 Steps = Generator[Step, Any, Any]
 
+#: What :meth:`MarkedCall.cached_result` returns for a call with no usable stored result.
+NOT_CACHED: Any = object()
 _MISS = object()
 _ABSENT = object()  # a miss after a full look: no usable record (none, expired or damaged)
 _PREVIEW_CHARS = 200
@@ -221,10 +223,10 @@ class MarkedCall:
         row = self.spot.db.lookup(cache_key)
         if row is None:
             return _ABSENT
-        result_type, data, _, expires_at, _ = row
+        data, _, expires_at, _ = row
         if expires_at is not None and not _is_live(expires_at):
             return _ABSENT
-        if result_type == BLOB:
+        if type(data) is str:  # a blob's location
             if not load_blobs:
                 return _MISS
             data = self._load_blob(data)
@@ -280,10 +282,10 @@ class MarkedCall:
     def _lookup(self, cache_key: str) -> Steps:
         """``(result, stored bytes)`` of a live, intact record, or None."""
         row = yield READ, (self.spot.db.lookup, cache_key)
-        if row is None or (row[3] is not None and not _is_live(row[3])):
+        if row is None or (row[2] is not None and not _is_live(row[2])):
             return None
-        data = row[1]
-        if row[0] == BLOB:
+        data = row[0]
+        if type(data) is str:  # a blob's location
             data = yield IO, (self._load_blob, data)
         return self._verify(cache_key, row, data)
 
@@ -291,14 +293,15 @@ class MarkedCall:
         """Decode a record's bytes if they are what was stored; bad records are misses.
         ``row`` is the record's :class:`~beautyspot.db.base.HitRow`; ``data`` its bytes
         (None when a blob could not be read, which ``_load_blob`` has said)."""
-        result_type, _, checksum, expires_at, fingerprint = row
-        if data is None:
-            return None
-        if type(data) is not bytes or (result_type != INLINE and result_type != BLOB):
-            _warn(f"record {cache_key} has no readable result ({result_type=}); recomputing")
+        payload, checksum, expires_at, fingerprint = row
+        if type(data) is not bytes:
+            if data is None and type(payload) is str:
+                return None  # a blob that could not be read: _load_blob said why
+            _warn(f"record {cache_key} has no readable result; recomputing")
             return None
         # A blob that others may write is trusted only on a cryptographic tag (DESIGN.md §2).
-        cryptographic = result_type == BLOB and self.spot.storage.writable_apart_from_records
+        blob = type(payload) is str
+        cryptographic = blob and self.spot.storage.writable_apart_from_records
         if checksum and not matches(checksum, data, cryptographic=cryptographic):
             _warn(f"record {cache_key}: stored bytes fail their checksum; recomputing")
             return None
@@ -332,6 +335,12 @@ class MarkedCall:
             _warn(f"record {cache_key} cannot be decoded ({exc}); recomputing")
             return None
 
+    def cached_result(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """This call's live, intact stored result, or :data:`NOT_CACHED`; blocking (a batch
+        looks its items up with it, serving hits without a worker)."""
+        found = self.cached(self.keys(args, kwargs)[1], read_db=True, load_blobs=True)
+        return NOT_CACHED if found is _MISS or found is _ABSENT else found
+
     # -- helpers offered on the marked function ----------------------------------------------
 
     def cache_key(self, *args: Any, **kwargs: Any) -> str:
@@ -341,7 +350,7 @@ class MarkedCall:
     def is_cached(self, *args: Any, **kwargs: Any) -> bool:
         """True if a live (unexpired) record exists for this call; the result is not read."""
         row = self.spot.db.lookup(self.keys(args, kwargs)[1])
-        return row is not None and (row[3] is None or _is_live(row[3]))
+        return row is not None and (row[2] is None or _is_live(row[2]))
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Forget this call's result so the next call recomputes; True if one was stored."""
@@ -356,12 +365,7 @@ class MarkedCall:
                 self.spot.storage.delete(record["result_value"])
         return deleted
 
-    def _load_blob(self, location: Any) -> bytes | None:
-        if not isinstance(location, str):
-            _warn(
-                f"a blob record holds no location string ({type(location).__name__}); recomputing"
-            )
-            return None
+    def _load_blob(self, location: str) -> bytes | None:
         try:
             return self.spot.storage.load(location)
         except OSError as exc:

@@ -89,6 +89,7 @@ def _marked_function(marked: MarkedCall) -> Any:
 
         wrapper = call_sync
     functools.update_wrapper(wrapper, marked.func)
+    wrapper._marked_call = marked  # for batches: beautyspot's own, not part of the API
     wrapper.cache_key = marked.cache_key
     wrapper.is_cached = marked.is_cached
     wrapper.invalidate = marked.invalidate

@@ -110,7 +110,7 @@ class FullTaskDBContract(TaskDBContract):
             full, fast = db.get(key), db.lookup(key)
             assert full is not None and fast is not None
             assert tuple(fast) == HitRow.of(full)
-            assert fast[1] == payload
+            assert fast[0] == payload
         assert db.lookup("never-saved") is None
 
     def test_iter_blob_locations_lists_blob_records_only(self, db: TaskDB) -> None:

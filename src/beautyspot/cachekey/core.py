@@ -252,6 +252,16 @@ def encode_frozenset(value: frozenset[Any], walk: Walk) -> bytes:
     return FROZENSET + unordered(value, len(value), walk)
 
 
+#: Exact types whose encoding needs no walk (no containers, no registered types).
+ATOMS: dict[type, Callable[[Any], bytes]] = {
+    type(None): encode_none,
+    bool: encode_bool,
+    int: encode_int,
+    float: encode_float,
+    str: encode_str,
+    bytes: encode_bytes,
+}
+
 ENCODERS.update(
     {
         type(None): encode_none,

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from beautyspot.cachekey.core import (
+    ATOMS,
     DICT,
     STR,
     TUPLE,
@@ -109,10 +110,6 @@ def _key_head(func_id: str, version: str | None) -> bytes:
     return TUPLE + length(3) + encode(func_id, Walk()) + encode(version, Walk())
 
 
-_RECENT_ENTRIES = 1024
-_RECENT_BODY_LIMIT = 256  # bytes of encoding: scalars and short strings, not large inputs
-
-
 class KeyPlan:
     """The keys of one function version's calls, with everything its calls share encoded once.
 
@@ -128,7 +125,7 @@ class KeyPlan:
     True
     """
 
-    __slots__ = ("_arguments", "_input_hasher", "_key_hasher", "_recent", "registered")
+    __slots__ = ("_arguments", "_input_hasher", "_key_hasher", "registered")
 
     def __init__(
         self,
@@ -151,8 +148,6 @@ class KeyPlan:
         # An input_id is always a 32-character hex str: its encoding's header is fixed too.
         self._key_hasher = _KEY_HASHER.copy()
         self._key_hasher.update(_key_head(func_id, version) + STR + length(2 * DIGEST_SIZE))
-        # Keys of recent small calls by their exact encoding: a repeated call skips hashing.
-        self._recent: dict[bytes, tuple[str, str]] = {}
         self.registered = registered
 
     def walk(self) -> Walk:
@@ -164,32 +159,25 @@ class KeyPlan:
         arguments = self._arguments
         if len(values) != len(arguments):
             raise TypeError(f"expected {len(arguments)} values, got {len(values)}")
-        walk = Walk(self.registered)
         if len(arguments) == 1:  # the common case, without a list and a join
             encoded, name, _ = arguments[0]
-            body = _argument(encoded, name, values[0], walk)
+            value = values[0]
+            atom = ATOMS.get(type(value))  # needs no walk: no cycles, no registered types
+            body = encoded + atom(value) if atom else _argument(encoded, name, value, self.walk())
         else:
+            walk = Walk(self.registered)
             body = b"".join(
                 [
                     _argument(encoded, name, values[index], walk)
                     for encoded, name, index in arguments
                 ]
             )
-        recent = self._recent
-        found = recent.get(body)
-        if found is not None:
-            return found
         digest = self._input_hasher.copy()
         digest.update(body)
         input_id = digest.hexdigest()
         digest = self._key_hasher.copy()
         digest.update(input_id.encode("ascii"))
-        found = (input_id, digest.hexdigest())
-        if len(body) <= _RECENT_BODY_LIMIT:
-            if len(recent) >= _RECENT_ENTRIES:
-                recent.clear()  # a bound, not an LRU: refilling costs one hash per call
-            recent[body] = found
-        return found
+        return input_id, digest.hexdigest()
 
     def cache_key(self, input_id: str) -> str:
         """``cache_key(func_id, version, input_id)`` for an ``input_id`` from :func:`input_id`."""

@@ -27,10 +27,10 @@ class HitRow(NamedTuple):
     tuple in this order will do).
 
     ``payload`` is the encoded result (bytes) of an inline record and the blob location (str)
-    of a blob record.
+    of a blob record: its type tells which, so a hit reads no ``result_type``. Anything else
+    (None for a record of an unknown ``result_type``) is a damaged record.
     """
 
-    result_type: str | None
     payload: Any
     checksum: str | None
     expires_at: Any
@@ -39,11 +39,9 @@ class HitRow(NamedTuple):
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> HitRow:
         """The hit fields of a full record, as :meth:`TaskDB.get` returns it."""
-        result_type = record.get("result_type")
-        placement = "result_value" if result_type == BLOB else "result_data"
+        placement = {BLOB: "result_value", INLINE: "result_data"}.get(record.get("result_type"))
         return cls(
-            result_type,
-            record.get(placement),
+            None if placement is None else record.get(placement),
             record.get("checksum"),
             record.get("expires_at"),
             record.get("code_fingerprint"),

@@ -96,7 +96,7 @@ _SAVE = (
 _GET = "SELECT * FROM tasks WHERE cache_key = ?"
 # HitRow's fields: the bytes or the location in one column, so a hit reads one tuple as is.
 _LOOKUP = (
-    "SELECT result_type, CASE result_type WHEN 'blob' THEN result_value ELSE result_data END, "
+    "SELECT CASE result_type WHEN 'blob' THEN result_value WHEN 'inline' THEN result_data END, "
     "checksum, expires_at, code_fingerprint FROM tasks WHERE cache_key = ?"
 )
 _HISTORY = "SELECT * FROM tasks ORDER BY created_at DESC, cache_key LIMIT ?"
@@ -195,7 +195,8 @@ class SQLiteTaskDB(TaskDB):
     def lookup(self, cache_key: str) -> tuple[Any, ...] | None:
         """The :class:`~beautyspot.db.base.HitRow` fields, as a plain tuple: the hot path of
         every cached call."""
-        return self._connection().lookup_cursor.execute(_LOOKUP, (cache_key,)).fetchone()
+        conn = self._thread.conn or self._connection()
+        return conn.lookup_cursor.execute(_LOOKUP, (cache_key,)).fetchone()
 
     def save(
         self,
