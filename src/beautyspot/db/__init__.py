@@ -10,9 +10,10 @@ from beautyspot.db.sqlite import SQLiteTaskDB
 
 __all__ = ["FailureRecord", "SQLiteTaskDB", "TaskDB", "TaskRecord", "taskdb_from"]
 
-#: URL scheme -> "module:Class"; a new backend is one file plus one line here.
+#: URL scheme -> ("module:Class", the extra that installs its library); a new backend is one
+#: file plus one line here.
 BACKENDS = {
-    "sqlite": "beautyspot.db.sqlite:SQLiteTaskDB",
+    "sqlite": ("beautyspot.db.sqlite:SQLiteTaskDB", ""),
 }
 
 

@@ -10,9 +10,10 @@ from beautyspot.storage.local import LocalStorage
 
 __all__ = ["BlobStat", "BlobStorageBase", "LocalStorage", "storage_from"]
 
-#: URL scheme -> "module:Class"; a new backend is one file plus one line here.
+#: URL scheme -> ("module:Class", the extra that installs its library); a new backend is one
+#: file plus one line here.
 BACKENDS = {
-    "file": "beautyspot.storage.local:LocalStorage",
+    "file": ("beautyspot.storage.local:LocalStorage", ""),
 }
 
 
