@@ -53,8 +53,13 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def backend_from_url(url: str, backends: Mapping[str, tuple[str, str]], what: str) -> Any:
+def backend_from_url(
+    url: str, backends: Mapping[str, tuple[str, str]], what: str, namespace: str | None = None
+) -> Any:
     """Build the backend registered for ``url``'s scheme through its ``from_url`` classmethod.
+
+    ``namespace`` (the Spot's name) is passed on as ``from_url(url, namespace=...)``: a shared
+    server keeps each Spot's records apart by it; a file or folder is its own namespace.
 
     ``backends`` maps a scheme to ``("module:Class", extra)``; the module is imported here, so
     a backend's library (redis, psycopg, boto3) is loaded only by the user who asks for it, and
@@ -79,7 +84,7 @@ def backend_from_url(url: str, backends: Mapping[str, tuple[str, str]], what: st
             f"{what}={redacted(url)!r} needs {exc.name}, which is not installed: "
             f'pip install "beautyspot[{extra}]"'
         ) from exc
-    return getattr(module, class_name).from_url(url)
+    return getattr(module, class_name).from_url(url, namespace=namespace)
 
 
 def backend_from(
@@ -89,6 +94,7 @@ def backend_from(
     from_path: Callable[[Path], B],
     backends: Mapping[str, tuple[str, str]],
     what: str,
+    namespace: str | None = None,
 ) -> B:
     """A backend from an instance of ``contract``, a plain path, or a URL naming its scheme."""
     if isinstance(spec, contract):
@@ -97,7 +103,7 @@ def backend_from(
         text = os.fspath(spec)
         if scheme_of(text) is None:
             return from_path(Path(text))
-        return backend_from_url(text, backends, what)  # type: ignore[no-any-return]
+        return backend_from_url(text, backends, what, namespace)  # type: ignore[no-any-return]
     raise ConfigurationError(
         f"{what}={spec!r}: expected a {contract.__name__} instance, a path or a URL, "
         f"not {type(spec).__name__}"

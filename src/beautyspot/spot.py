@@ -164,8 +164,10 @@ class Spot:
         self.serializer = serializer if serializer is not None else Serializer()
         # Settings are checked before anything is opened, so a typo leaves no file behind.
         self._limiter = limiter_from(limiter, tpm=tpm, burst=burst, name=name)
-        self.db = taskdb_from(db if db is not None else Path(f"{name}.db").resolve())
-        self.storage = storage_from(storage if storage is not None else self._default_blob_folder())
+        self.db = taskdb_from(db if db is not None else Path(f"{name}.db").resolve(), name)
+        self.storage = storage_from(
+            storage if storage is not None else self._default_blob_folder(), name
+        )
         self.memory = _memory_tier(memory_cache)
         self._inflight = InFlight()
         self.db.init_schema()

@@ -17,6 +17,10 @@ BACKENDS = {
 }
 
 
-def taskdb_from(spec: TaskDB | str | os.PathLike[str]) -> TaskDB:
-    """A TaskDB from an instance, a file path (SQLite) or a URL (``sqlite:///x.db``, ...)."""
-    return backend_from(spec, contract=TaskDB, from_path=SQLiteTaskDB, backends=BACKENDS, what="db")
+def taskdb_from(spec: TaskDB | str | os.PathLike[str], namespace: str | None = None) -> TaskDB:
+    """A TaskDB from an instance, a file path (SQLite) or a URL (``sqlite:///x.db``, ...);
+    ``namespace`` (the Spot's name) keeps Spots apart on a shared server."""
+    return backend_from(
+        spec, contract=TaskDB, from_path=SQLiteTaskDB, backends=BACKENDS, what="db",
+        namespace=namespace,
+    )  # fmt: skip

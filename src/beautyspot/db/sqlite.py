@@ -162,9 +162,12 @@ class SQLiteTaskDB(TaskDB):
         _OPEN_DATABASES.add(self)
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 30.0) -> SQLiteTaskDB:
+    def from_url(
+        cls, url: str, *, namespace: str | None = None, timeout: float = 30.0
+    ) -> SQLiteTaskDB:
         """Open ``sqlite:///relative/path.db`` (three slashes: relative to the working folder)
-        or ``sqlite:////absolute/path.db`` (four slashes). Percent-escapes are decoded.
+        or ``sqlite:////absolute/path.db`` (four slashes). Percent-escapes are decoded. A file
+        is its own namespace: ``namespace`` is accepted and unused.
 
         >>> SQLiteTaskDB.from_url("sqlite:////tmp/a/b.db").path.as_posix()
         '/tmp/a/b.db'

@@ -17,8 +17,12 @@ BACKENDS = {
 }
 
 
-def storage_from(spec: BlobStorageBase | str | os.PathLike[str]) -> BlobStorageBase:
-    """A blob storage from an instance, a folder path or a URL (``file:///data/blobs``, ...)."""
+def storage_from(
+    spec: BlobStorageBase | str | os.PathLike[str], namespace: str | None = None
+) -> BlobStorageBase:
+    """A blob storage from an instance, a folder path or a URL (``file:///data/blobs``, ...);
+    ``namespace`` (the Spot's name) is passed to ``from_url``."""
     return backend_from(
-        spec, contract=BlobStorageBase, from_path=LocalStorage, backends=BACKENDS, what="storage"
-    )
+        spec, contract=BlobStorageBase, from_path=LocalStorage, backends=BACKENDS,
+        what="storage", namespace=namespace,
+    )  # fmt: skip

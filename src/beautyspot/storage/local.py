@@ -50,8 +50,9 @@ class LocalStorage(BlobStorageBase):
         self._real_root: str | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> LocalStorage:
-        """Build from ``file:///absolute/folder`` (percent-escapes decoded).
+    def from_url(cls, url: str, *, namespace: str | None = None) -> LocalStorage:
+        """Build from ``file:///absolute/folder`` (percent-escapes decoded). A folder is its
+        own namespace: ``namespace`` is accepted and unused.
 
         >>> LocalStorage.from_url("file:///tmp/my%20blobs").root.as_posix()
         '/tmp/my blobs'
