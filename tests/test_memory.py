@@ -92,3 +92,35 @@ def test_invalidate_clears_the_memory_tier(workdir: Path):
     assert f.invalidate(1)
     f(1)
     assert runs == [1, 1]
+
+
+@pytest.mark.parametrize("tier", [None, 200], ids=["sqlite-hits", "memory-tier-hits"])
+def test_hits_hold_no_memory_that_outlives_them(workdir: Path, tier: int | None) -> None:
+    import gc
+    import tracemalloc
+
+    spot = bs.Spot("leak", memory_cache=tier)
+
+    @spot.mark
+    def double(x: int) -> list[int]:
+        return [x, x]
+
+    keys = 1000  # more than the tier holds: it evicts and refills all along
+    for n in range(keys):
+        double(n)
+    tracemalloc.start()
+    try:
+        for n in range(2 * keys):  # warm: the tier and its remembered keys are full
+            double(n % keys)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(100_000):
+            double(n % keys)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        spot.close()
+    # The tier is bounded (200 entries, a few hundred bytes each); a leak of even 3 bytes a
+    # hit would pass 256 KiB.
+    assert grown < 256 * 1024, f"{grown} bytes held after 100,000 hits"

@@ -51,6 +51,7 @@ NOT_CACHED: Any = object()
 _MISS = object()
 _ABSENT = object()  # a miss after a full look: no usable record (none, expired or damaged)
 _PREVIEW_CHARS = 200
+_RECENT_KEYS = 100_000  # at most ~40 MB of remembered keys, whatever the memory tier's size
 _preview_repr = reprlib.Repr()
 _preview_repr.maxstring = 80
 _preview_repr.maxother = 80
@@ -130,7 +131,12 @@ class MarkedCall:
         key_names = tuple(p.name for p in parameters if p.name not in options.ignore)
         if options.input_key_fn is not None:
             key_names = ("input_key_fn",)
-        self._plan = cachekey.KeyPlan(self.identity.key, options.version, key_names, registered)
+        # In front of a memory tier, a hit costs little but its keys: remember recent ones.
+        memory = spot.memory
+        recent = 0 if memory is None else min(memory.max_entries or _RECENT_KEYS, _RECENT_KEYS)
+        self._plan = cachekey.KeyPlan(
+            self.identity.key, options.version, key_names, registered, recent_entries=recent
+        )
         self._stale_code_reported = False
         # A call passing every key argument positionally needs no binding at all.
         self._positional_arity = (

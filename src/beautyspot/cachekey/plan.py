@@ -110,12 +110,18 @@ def _key_head(func_id: str, version: str | None) -> bytes:
     return TUPLE + length(3) + encode(func_id, Walk()) + encode(version, Walk())
 
 
+#: Encodings longer than this are not remembered (scalars and short strings are).
+_RECENT_BODY_LIMIT = 256
+
+
 class KeyPlan:
     """The keys of one function version's calls, with everything its calls share encoded once.
 
     ``names`` are the arguments that enter the key, in the order the caller will pass their
     values. ``keys(values)`` gives exactly ``input_id(dict(zip(names, values)))`` and the
     matching :func:`cache_key`, without building the dict, re-encoding the names or sorting.
+    ``recent_entries`` > 0 remembers the keys of that many recent calls whose encoding is
+    short, by that exact encoding.
 
     >>> plan = KeyPlan("mod.f", "v1", ("text", "n"))
     >>> plan.keys(("hi", 3)) == (
@@ -125,7 +131,14 @@ class KeyPlan:
     True
     """
 
-    __slots__ = ("_arguments", "_input_hasher", "_key_hasher", "registered")
+    __slots__ = (
+        "_arguments",
+        "_input_hasher",
+        "_key_hasher",
+        "_recent",
+        "_recent_entries",
+        "registered",
+    )
 
     def __init__(
         self,
@@ -133,6 +146,7 @@ class KeyPlan:
         version: str | None,
         names: Iterable[str],
         registered: Mapping[type, Any] | None = None,
+        recent_entries: int = 0,
     ) -> None:
         names = tuple(names)
         if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
@@ -149,6 +163,10 @@ class KeyPlan:
         self._key_hasher = _KEY_HASHER.copy()
         self._key_hasher.update(_key_head(func_id, version) + STR + length(2 * DIGEST_SIZE))
         self.registered = registered
+        # Keys of recent calls by their exact encoding, so a repeated call skips both hashes:
+        # worth its memory only in front of an in-process tier (see MarkedCall).
+        self._recent: dict[bytes, tuple[str, str]] | None = {} if recent_entries > 0 else None
+        self._recent_entries = recent_entries
 
     def walk(self) -> Walk:
         """A fresh encoding state that knows the Spot's registered types."""
@@ -172,12 +190,20 @@ class KeyPlan:
                     for encoded, name, index in arguments
                 ]
             )
+        recent = self._recent
+        if recent is not None and (found := recent.get(body)) is not None:
+            return found
         digest = self._input_hasher.copy()
         digest.update(body)
         input_id = digest.hexdigest()
         digest = self._key_hasher.copy()
         digest.update(input_id.encode("ascii"))
-        return input_id, digest.hexdigest()
+        found = input_id, digest.hexdigest()
+        if recent is not None and len(body) <= _RECENT_BODY_LIMIT:
+            if len(recent) >= self._recent_entries:
+                recent.clear()  # a bound, not an LRU: refilling costs one hash per call
+            recent[body] = found
+        return found
 
     def cache_key(self, input_id: str) -> str:
         """``cache_key(func_id, version, input_id)`` for an ``input_id`` from :func:`input_id`."""
