@@ -13,7 +13,7 @@ from beautyspot._registry import backend_from_url, redacted, scheme_of
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        "mysql+pymysql://root@127.0.0.1:3306/test",
         "no-such.scheme://host/x",
         "x-y://host",
     ],

@@ -109,14 +109,21 @@ class BoundCall(NamedTuple):
 class MarkedCall:
     """Everything a marked function needs per call, prepared once at decoration time."""
 
-    def __init__(self, spot: Spot, func: Callable[..., Any], options: MarkOptions) -> None:
+    def __init__(
+        self,
+        spot: Spot,
+        func: Callable[..., Any],
+        options: MarkOptions,
+        identity: cachekey.FunctionIdentity | None = None,
+    ) -> None:
         self.spot = spot
         self.func = func
         self.options = options
         registered = spot.serializer.registered
         # Closure values and a method's receiver are read now, once: state that changes after
-        # decoration (a list the function appends to) must not change its keys.
-        self.identity = cachekey.identify(
+        # decoration (a list the function appends to) must not change its keys. A copy in
+        # another process keeps the identity given here (see __reduce__).
+        self.identity = identity or cachekey.identify(
             func, version_auto=options.version == "auto", ignore=options.ignore,
             registered=registered,
         )  # fmt: skip
@@ -145,6 +152,12 @@ class MarkedCall:
             else -1
         )
         self._save_failures_reported: set[type[BaseException]] = set()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by configuration, keeping the identity computed where the function was
+        marked: a function of a script's ``__main__`` shipped by value to a cluster worker
+        (cloudpickle) would otherwise be identified there as code without a stable name."""
+        return (type(self), (self.spot, self.func, self.options, self.identity))
 
     def __beautyspot_key__(self) -> tuple[str, str | None]:
         """A marked function captured by another one, or passed as an argument, is keyed by

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 from beautyspot.errors import ConfigurationError
 
@@ -38,6 +39,10 @@ class MemoryCache:
         self._entries: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by its bounds: a process that unpickles it starts with an empty tier."""
+        return (type(self), (self.max_entries, self.max_bytes))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -172,6 +172,21 @@ class Spot:
         self._inflight = InFlight()
         self.db.init_schema()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A Spot pickles by configuration (its backends by their own configuration: paths and
+        URLs), never by open connections, so process pools and cluster workers (Dask, Ray)
+        rebuild it. Each process gets its own memory tier and, unless the limiter is a
+        RedisLimiter, its own rate budget."""
+        options = {
+            "save_blob": self.save_blob,
+            "blob_threshold": self.blob_threshold,
+            "retention": self.retention_seconds,
+            "serializer": self.serializer,
+            "limiter": self._limiter,
+            "memory_cache": self.memory,
+        }
+        return (_rebuilt_spot, (type(self), self.name, self.db, self.storage, options))
+
     def _default_blob_folder(self) -> Path:
         folder = self.db.path.parent if isinstance(self.db, SQLiteTaskDB) else Path.cwd()
         return (folder / f"{self.name}_blobs").resolve()
@@ -347,6 +362,12 @@ class Spot:
     def close(self) -> None:
         """Release the TaskDB's connections."""
         self.db.close()
+
+
+def _rebuilt_spot(
+    cls: type[Spot], name: str, db: TaskDB, storage: BlobStorageBase, options: dict[str, Any]
+) -> Spot:
+    return cls(name, db, storage, **options)
 
 
 def _memory_tier(spec: int | MemoryCache | None) -> MemoryCache | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -184,6 +185,10 @@ class SQLiteTaskDB(TaskDB):
                 "write sqlite:///relative/path.db or sqlite:////absolute/path.db"
             )
         return cls(unquote(parts.path[1:]), timeout=timeout)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by configuration (path and timeout), never by its connections."""
+        return (functools.partial(type(self), timeout=self.timeout), (str(self.path),))
 
     def init_schema(self) -> None:
         """Switch the file to WAL and apply missing schema steps; safe to call again and

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from beautyspot.limiter import gcra
 from beautyspot.limiter.base import BaseLimiter, asyncio_sleep
@@ -52,9 +53,16 @@ class Limiter(BaseLimiter):
         async_sleep: Callable[[float], Awaitable[object]] = asyncio_sleep,
     ) -> None:
         super().__init__(tpm, burst, sleep=sleep, async_sleep=async_sleep)
+        self._config = (tpm, burst, clock, sleep, async_sleep)
         self._clock = clock
         self._lock = threading.Lock()
         self._tat = -math.inf
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by configuration: each process that unpickles it gets a fresh budget of its
+        own (share one budget across processes with a RedisLimiter)."""
+        tpm, burst, clock, sleep, async_sleep = self._config
+        return (_rebuild, (tpm, burst, clock, sleep, async_sleep))
 
     def _reserve(self, cost: float) -> gcra.Slot:
         # The clock is read under the lock so reservations see time moving forward in order.
@@ -62,3 +70,13 @@ class Limiter(BaseLimiter):
             slot = gcra.reserve(self._tat, self._clock(), cost, self._interval, self._burst)
             self._tat = slot.tat
         return slot
+
+
+def _rebuild(
+    tpm: float,
+    burst: float | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], object],
+    async_sleep: Callable[[float], Awaitable[object]],
+) -> Limiter:
+    return Limiter(tpm, burst, clock=clock, sleep=sleep, async_sleep=async_sleep)

@@ -85,7 +85,19 @@ class RedisLimiter(BaseLimiter):
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
         self._key = key
+        # A URL rebuilds it in another process; a client instance cannot be shipped.
+        self._config = (url_or_client, tpm, burst) if isinstance(url_or_client, str) else None
         self._script = _client_from(url_or_client).register_script(_script_source())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by configuration (its URL), so workers share the same budget in Redis."""
+        if self._config is None:
+            raise TypeError(
+                "a RedisLimiter built on a redis.Redis client cannot be pickled: build it from "
+                "a redis:// URL so other processes can connect on their own"
+            )
+        url, tpm, burst = self._config
+        return (_rebuild, (url, tpm, burst, self._key))
 
     def _reserve(self, cost: float) -> Slot:
         now, start, tat = self._script(keys=[self._key], args=[self._interval, self._burst, cost])
@@ -98,3 +110,7 @@ class RedisLimiter(BaseLimiter):
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, key={self._key!r})"
+
+
+def _rebuild(url: str, tpm: float, burst: float | None, key: str) -> RedisLimiter:
+    return RedisLimiter(url, tpm, burst, key=key)

@@ -62,6 +62,8 @@ class Serializer:
         }
         self._user_decoders: dict[int, tuple[type, Callable[[Any], Any]]] = {}
         self._user_codes: dict[type, int] = {}
+        # The registrations in order, replayed where a pickled copy is rebuilt.
+        self._registrations: list[tuple[str, tuple[Any, ...]]] = []
         #: The user's types, class -> (code, encoder): cache keys encode their instances this way.
         self.registered: dict[type, tuple[int, Callable[[Any], Any]]] = {}
         # Packers and unpack hooks keep per-call state, so each call borrows its own set;
@@ -95,6 +97,16 @@ class Serializer:
         >>> (type(p).__name__, p.x, p.y)
         ('Point', 1, 2)
         """
+        self._register(type_, code, encoder, decoder)
+        self._registrations.append(("register", (type_, code, encoder, decoder)))
+
+    def _register(
+        self,
+        type_: type,
+        code: int,
+        encoder: Callable[[Any], Any],
+        decoder: Callable[[Any], Any],
+    ) -> None:
         if not isinstance(type_, type):
             raise ConfigurationError(f"type_ must be a class, got {type_!r}")
         if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 127:
@@ -131,7 +143,8 @@ class Serializer:
         """
         if not (isinstance(enum_cls, type) and issubclass(enum_cls, enum.Enum)):
             raise ConfigurationError(f"enum_cls must be an Enum class, got {enum_cls!r}")
-        self.register(enum_cls, code, encoder=operator.attrgetter("value"), decoder=enum_cls)
+        self._register(enum_cls, code, encoder=operator.attrgetter("value"), decoder=enum_cls)
+        self._registrations.append(("register_enum", (enum_cls, code)))
 
     def register_dataclass(self, cls: type, code: int) -> None:
         """Register a dataclass, stored as its exact instance state, rebuilt without ``__init__``.
@@ -156,7 +169,13 @@ class Serializer:
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             raise ConfigurationError(f"cls must be a dataclass, got {cls!r}")
         codec = _DataclassCodec(cls)
-        self.register(cls, code, encoder=codec.encode, decoder=codec.decode)
+        self._register(cls, code, encoder=codec.encode, decoder=codec.decode)
+        self._registrations.append(("register_dataclass", (cls, code)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by its registrations (classes and functions, by reference where pickle can),
+        replayed in a fresh Serializer: for process pools and cluster workers."""
+        return (_replayed, (self._registrations,))
 
     # -- bytes ------------------------------------------------------------------------------
 
@@ -335,3 +354,10 @@ def _take(pool: list[Any]) -> Any:
         return pool.pop()
     except IndexError:
         return None
+
+
+def _replayed(registrations: list[tuple[str, tuple[Any, ...]]]) -> Serializer:
+    serializer = Serializer()
+    for method, args in registrations:
+        getattr(serializer, method)(*args)
+    return serializer

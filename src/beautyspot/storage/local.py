@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from beautyspot.errors import ConfigurationError, StorageError
@@ -48,6 +49,10 @@ class LocalStorage(BlobStorageBase):
             raise TypeError(f"root must be a folder path (str or os.PathLike), not {root!r}")
         self.root = Path(root).absolute()
         self._real_root: str | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by configuration: its folder."""
+        return (type(self), (str(self.root),))
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str | None = None) -> LocalStorage:
