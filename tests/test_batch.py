@@ -521,3 +521,17 @@ def test_a_cancelled_amap_keeps_what_finished_and_says_where_it_stopped(
     assert set(done) < set(runs.calls)  # the two running when cancelled were not kept
     line = capsys.readouterr().err
     assert f"amap(double) interrupted: {len(done)} of 40 done" in line
+
+
+def test_an_unkeyable_item_is_not_retried(spot: bs.Spot):
+    attempts = []
+
+    @spot.mark
+    def length(x):
+        attempts.append(x)
+        return len(x)
+
+    lock = threading.Lock()
+    results = spot.map(length, ["ab", lock], retries=3, backoff=0, return_exceptions=True)
+    assert results[0] == 2 and isinstance(results[1], bs.CacheKeyError)
+    assert attempts == ["ab"]

@@ -30,7 +30,7 @@ from numbers import Real
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from beautyspot.call import NOT_CACHED
-from beautyspot.errors import ConfigurationError
+from beautyspot.errors import CacheKeyError, ConfigurationError
 
 if TYPE_CHECKING:
     # At run time the async code imports it: it is most of what `import beautyspot` would cost.
@@ -325,8 +325,10 @@ class _Batch:
         window: int,
         return_exceptions: bool,
         reporter: _Reporter,
+        policy: RetryPolicy,
     ) -> None:
         self.label = label
+        self.policy = policy
         self.calls = calls
         self.window = window
         self.return_exceptions = return_exceptions
@@ -376,6 +378,11 @@ class _Batch:
         looked up); None when it must run."""
         ok, found = yield LOOKUP, index
         if ok and found is NOT_CACHED:
+            return None
+        # A store out for a moment, say: a worker looks again, with retries. An argument that
+        # cannot be keyed never will be.
+        retryable = not ok and not isinstance(found, CacheKeyError)
+        if retryable and self.policy.delay_after(found, 1) is not None:
             return None
         return Attempted(ok, found, 0)
 
@@ -693,7 +700,7 @@ def map(
     reporter = _Reporter(progress, fn.__name__, len(calls)) if calls else None
     if reporter is None:
         return []
-    batch = _Batch(f"map({fn.__name__})", calls, window, bool(return_exceptions), reporter)
+    batch = _Batch(f"map({fn.__name__})", calls, window, bool(return_exceptions), reporter, policy)
     pool = executor or ThreadPoolExecutor(window, thread_name_prefix=f"beautyspot-{fn.__name__}")
     with _first_ctrl_c_deferred() as ctrl_c:
         return _run_threads(batch, _Threads(fn, calls, pool, policy, sleep, ctrl_c), executor)
@@ -850,7 +857,7 @@ async def amap(
     reporter = _Reporter(progress, fn.__name__, len(calls)) if calls else None
     if reporter is None:
         return []
-    batch = _Batch(f"amap({fn.__name__})", calls, window, bool(return_exceptions), reporter)
+    batch = _Batch(f"amap({fn.__name__})", calls, window, bool(return_exceptions), reporter, policy)
     tasks = _Tasks(fn, calls, policy, sleep)
     try:
         await tasks.carry_out(batch.plan())

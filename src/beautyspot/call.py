@@ -31,6 +31,7 @@ from beautyspot.errors import (
 )
 from beautyspot.inflight import Outcome
 from beautyspot.integrity import checksum_of, matches
+from beautyspot.lease import DEFAULT_LEASE_WAIT, FIRST_POLL, Heartbeat, new_owner, next_poll
 
 if TYPE_CHECKING:
     from beautyspot.spot import Spot
@@ -42,6 +43,7 @@ READ = "read"  # a TaskDB read: cheap when the backend says ``local_reads``
 IO = "io"  # blocking I/O: blob load/save, TaskDB writes
 WAIT = "wait"  # another caller's computation of the same key
 RUN = "run"  # the user's function
+SLEEP = "sleep"  # a pause between two looks at another process's lease
 
 Step = tuple[str, Any]
 Steps = Generator[Step, Any, Any]
@@ -94,6 +96,8 @@ class MarkOptions:
     content_type: str | None
     retention_seconds: float | None
     ignore: frozenset[str]
+    lease_seconds: float | None = None  # None: no lease (see beautyspot.lease)
+    lease_wait: float = DEFAULT_LEASE_WAIT
 
 
 class BoundCall(NamedTuple):
@@ -274,21 +278,22 @@ class MarkedCall:
         try:
             # Another process, or a leader that finished before our claim, may have stored it
             # meanwhile; and an async caller's blob records come here to be loaded.
-            found = None
+            found = heartbeat = None
             if absent_as_of != self.spot._inflight.releases:
                 found = yield from self._lookup(call.cache_key)
+            if found is None and self.options.lease_seconds is not None:
+                heartbeat, found = yield from self._lease(call.cache_key)
             if found is not None:
                 value, encoded = found
             else:
-                started = time.perf_counter()
-                ok, value = yield RUN, call
-                duration = time.perf_counter() - started
-                if not ok:
-                    if isinstance(value, Exception):
-                        yield IO, (self._record_failure, call, value)
-                    raise value
-                encoded = self._encode(value)
-                yield IO, (self._store, call, encoded, duration)
+                try:
+                    value, encoded = yield from self._compute(call)
+                except BaseException:
+                    if heartbeat is not None:
+                        heartbeat.release()  # no step here: the flow may be closing
+                    raise
+                if heartbeat is not None:
+                    yield IO, (heartbeat.release,)
             claim.resolve(Outcome(encoded=encoded))
             return value
         except Exception as exc:
@@ -297,6 +302,44 @@ class MarkedCall:
         finally:
             # No-op once resolved; on cancellation, Ctrl-C or a closed flow, waiters retry.
             claim.abandon()
+
+    def _compute(self, call: BoundCall) -> Steps:
+        """Run the function and store its result: ``(value, stored bytes)``."""
+        started = time.perf_counter()
+        ok, value = yield RUN, call
+        duration = time.perf_counter() - started
+        if not ok:
+            if isinstance(value, Exception):
+                yield IO, (self._record_failure, call, value)
+            raise value
+        encoded = self._encode(value)
+        yield IO, (self._store, call, encoded, duration)
+        return value, encoded
+
+    def _lease(self, cache_key: str) -> Steps:
+        """Take the key's lease, or wait for its holder's record: ``(Heartbeat, None)`` to
+        compute, ``(None, (value, stored bytes))`` when the holder's record came, ``(None,
+        None)`` to compute without a lease after ``lease_wait``."""
+        db, seconds = self.spot.db, self.options.lease_seconds
+        assert seconds is not None
+        owner = new_owner()
+        deadline = time.monotonic() + self.options.lease_wait
+        delay = FIRST_POLL
+        while True:
+            if (yield IO, (db.acquire_lease, cache_key, owner, seconds)):
+                return Heartbeat(db, cache_key, owner, seconds), None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _warn(
+                    f"{self.func_id}: another caller has held the lease on {cache_key} for more "
+                    f"than lease_wait={self.options.lease_wait:g}s; computing it here"
+                )
+                return None, None
+            yield SLEEP, min(delay, remaining)
+            found = yield from self._lookup(cache_key)
+            if found is not None:
+                return None, found
+            delay = next_poll(delay, seconds)
 
     def _lookup(self, cache_key: str) -> Steps:
         """``(result, stored bytes)`` of a live, intact record, or None."""
@@ -513,6 +556,8 @@ class MarkedCall:
                 return False, exc
         if kind == WAIT:
             return payload.result()
+        if kind == SLEEP:
+            return time.sleep(payload)
         function, *arguments = payload
         return function(*arguments)
 
@@ -526,6 +571,8 @@ class MarkedCall:
                 return False, exc
         if kind == WAIT:
             return await asyncio.wrap_future(payload)
+        if kind == SLEEP:
+            return await asyncio.sleep(payload)
         function, *arguments = payload
         if kind == READ and self.spot.db.local_reads:
             return function(*arguments)

@@ -14,8 +14,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 from beautyspot import batch
 from beautyspot.call import MarkedCall, MarkOptions
 from beautyspot.db import SQLiteTaskDB, TaskDB, taskdb_from
-from beautyspot.errors import BeautyspotWarning, ConfigurationError
+from beautyspot.errors import BeautyspotWarning, ConfigurationError, NotSupportedError
 from beautyspot.inflight import InFlight
+from beautyspot.lease import DEFAULT_LEASE_WAIT, lease_seconds
 from beautyspot.limiter import limiter_from
 from beautyspot.maintenance import DEFAULT_OLDER_THAN, GCReport, collect_garbage
 from beautyspot.memory import MemoryCache
@@ -113,6 +114,10 @@ class Spot:
     :param limiter: a limiter instance, or a ``redis://`` URL to share one budget.
     :param memory_cache: an in-process tier in front of ``db``: a number of entries, or a
         :class:`~beautyspot.memory.MemoryCache` (bounded by entries and/or bytes). Off by default.
+    :param lease: default for ``mark``: a missing key is computed by one caller across processes
+        and hosts while the others wait (see :mod:`beautyspot.lease`): True, or the lease's
+        seconds. Off by default.
+    :param lease_wait: seconds a caller waits for another's lease before computing itself.
 
     >>> import tempfile, beautyspot as bs
     >>> spot = bs.Spot("demo", db=tempfile.mkdtemp() + "/demo.db")
@@ -138,6 +143,8 @@ class Spot:
         burst: float | None = None,
         limiter: Any = None,
         memory_cache: int | MemoryCache | None = None,
+        lease: bool | float | None = None,
+        lease_wait: float = DEFAULT_LEASE_WAIT,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"name={name!r}: give the Spot a non-empty string name")
@@ -161,6 +168,8 @@ class Spot:
         self.save_blob = save_blob
         self.blob_threshold = blob_threshold
         self.retention_seconds = retention_seconds(retention)
+        self.lease_seconds = lease_seconds(lease)
+        self.lease_wait = _lease_wait(lease_wait)
         self.serializer = serializer if serializer is not None else Serializer()
         # Settings are checked before anything is opened, so a typo leaves no file behind.
         self._limiter = limiter_from(limiter, tpm=tpm, burst=burst, name=name)
@@ -184,6 +193,8 @@ class Spot:
             "serializer": self.serializer,
             "limiter": self._limiter,
             "memory_cache": self.memory,
+            "lease": self.lease_seconds,
+            "lease_wait": self.lease_wait,
         }
         return (_rebuilt_spot, (type(self), self.name, self.db, self.storage, options))
 
@@ -211,6 +222,8 @@ class Spot:
         content_type: str | None = ...,
         retention: Retention = ...,
         ignore: Iterable[str] = ...,
+        lease: bool | float | None = ...,
+        lease_wait: float = ...,
     ) -> Callable[[Callable[P, R]], MarkedFunction[P, R]]: ...
 
     def mark(
@@ -225,6 +238,8 @@ class Spot:
         content_type: str | None = None,
         retention: Retention = _INHERIT,
         ignore: Iterable[str] = (),
+        lease: bool | float | None = _INHERIT,
+        lease_wait: float = _INHERIT,
     ) -> Any:
         """Make ``func``'s results persistent: computed once per distinct input, ever.
 
@@ -238,6 +253,9 @@ class Spot:
         :param retention: lifetime of results (None = forever). Default: the Spot's setting.
         :param ignore: argument or closure-variable names left out of the key (e.g. a
             client or a logger): the result must not depend on them.
+        :param lease: compute a missing key once across processes and hosts (True, or the
+            lease's seconds); needs a TaskDB with leases. Default: the Spot's setting.
+        :param lease_wait: seconds to wait for another caller's lease before computing here.
         """
         if keygen is not None:
             if input_key_fn is not None:
@@ -264,6 +282,8 @@ class Spot:
             if retention is _INHERIT
             else retention_seconds(retention),
             ignore=frozenset(ignore),
+            lease_seconds=self.lease_seconds if lease is _INHERIT else lease_seconds(lease),
+            lease_wait=self.lease_wait if lease_wait is _INHERIT else _lease_wait(lease_wait),
         )
 
         def decorate(target: Callable[..., Any]) -> MarkedFunction[Any, Any]:
@@ -283,6 +303,11 @@ class Spot:
             raise TypeError(
                 f"{func.__qualname__} is a generator function: its items cannot be cached as "
                 "one result. Return a list instead, or mark a function that builds one."
+            )
+        if options.lease_seconds is not None and not _has_leases(self.db):
+            raise NotSupportedError(
+                f"lease= needs a TaskDB with leases; {type(self.db).__name__} has none: "
+                "implement acquire_lease, renew_lease and release_lease, or drop lease="
             )
         marked = MarkedCall(self, func, options)
         free_variables = getattr(getattr(func, "__code__", None), "co_freevars", ())
@@ -368,6 +393,17 @@ def _rebuilt_spot(
     cls: type[Spot], name: str, db: TaskDB, storage: BlobStorageBase, options: dict[str, Any]
 ) -> Spot:
     return cls(name, db, storage, **options)
+
+
+def _has_leases(db: TaskDB) -> bool:
+    methods = ("acquire_lease", "renew_lease", "release_lease")
+    return all(getattr(type(db), m) is not getattr(TaskDB, m) for m in methods)
+
+
+def _lease_wait(seconds: float) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ConfigurationError(f"lease_wait={seconds!r}: give a number of seconds >= 0")
+    return float(seconds)
 
 
 def _memory_tier(spec: int | MemoryCache | None) -> MemoryCache | None:

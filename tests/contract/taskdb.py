@@ -15,7 +15,7 @@ import pytest
 
 from beautyspot.db.base import FailureRecord, HitRow, TaskDB, TaskRecord
 
-__all__ = ["FullTaskDBContract", "TaskDBContract"]
+__all__ = ["FullTaskDBContract", "LeaseTaskDBContract", "TaskDBContract"]
 
 ALL_BYTES = bytes(range(256))
 
@@ -182,3 +182,40 @@ class FullTaskDBContract(TaskDBContract):
     def test_failures_are_not_cached_results(self, db: TaskDB) -> None:
         db.record_failure(FailureRecord("k1", "pkg.fn", "fn(1)", "ValueError", "bad", "tb", 1.0))
         assert db.get("k1") is None
+
+
+class LeaseTaskDBContract(TaskDBContract):
+    """Leases (``lease=``): one owner at a time per key, extended by its owner, taken over only
+    once expired."""
+
+    def test_one_owner_at_a_time(self, db: TaskDB) -> None:
+        assert db.acquire_lease("k", "a", 5)
+        assert not db.acquire_lease("k", "b", 5)
+        assert db.acquire_lease("k", "a", 5)  # its owner takes it again: extended
+        assert db.acquire_lease("other", "b", 5)  # leases are per key
+
+    def test_renew_keeps_it_and_only_for_its_owner(self, db: TaskDB) -> None:
+        assert db.acquire_lease("k", "a", 0.3)
+        assert not db.renew_lease("k", "b", 5)
+        time.sleep(0.2)
+        assert db.renew_lease("k", "a", 1.0)
+        time.sleep(0.2)
+        assert not db.acquire_lease("k", "b", 5)  # renewed past its first expiry
+
+    def test_an_expired_lease_is_taken_over_and_its_old_owner_learns_it(self, db: TaskDB) -> None:
+        assert db.acquire_lease("k", "a", 0.1)
+        time.sleep(0.2)
+        assert db.acquire_lease("k", "b", 5)
+        assert not db.renew_lease("k", "a", 5)
+        db.release_lease("k", "a")  # not theirs any more: nothing happens
+        assert not db.acquire_lease("k", "c", 5)
+
+    def test_release_frees_it(self, db: TaskDB) -> None:
+        assert db.acquire_lease("k", "a", 5)
+        db.release_lease("k", "a")
+        assert db.acquire_lease("k", "b", 5)
+
+    def test_exactly_one_of_many_racing_owners_gets_it(self, db: TaskDB) -> None:
+        with ThreadPoolExecutor(8) as pool:
+            taken = list(pool.map(lambda n: db.acquire_lease("race", f"o{n}", 5), range(16)))
+        assert taken.count(True) == 1

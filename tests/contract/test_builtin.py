@@ -11,10 +11,10 @@ from beautyspot.db.sqlite import SQLiteTaskDB
 from beautyspot.storage.local import LocalStorage
 
 from .storage import FullBlobStorageContract
-from .taskdb import FullTaskDBContract
+from .taskdb import FullTaskDBContract, LeaseTaskDBContract
 
 
-class TestSQLiteTaskDB(FullTaskDBContract):
+class TestSQLiteTaskDB(FullTaskDBContract, LeaseTaskDBContract):
     @pytest.fixture
     def taskdb(self, tmp_path: Path) -> Iterator[SQLiteTaskDB]:
         db = SQLiteTaskDB(tmp_path / "tasks.db")

@@ -14,6 +14,11 @@ __all__ = ["FailureRecord", "SQLiteTaskDB", "TaskDB", "TaskRecord", "taskdb_from
 #: file plus one line here.
 BACKENDS = {
     "sqlite": ("beautyspot.db.sqlite:SQLiteTaskDB", ""),
+    "redis": ("beautyspot.db.redis:RedisTaskDB", "redis"),
+    "rediss": ("beautyspot.db.redis:RedisTaskDB", "redis"),
+    "postgresql": ("beautyspot.db.postgres:PostgresTaskDB", "postgres"),
+    "postgres": ("beautyspot.db.postgres:PostgresTaskDB", "postgres"),
+    "postgresql+psycopg": ("beautyspot.db.postgres:PostgresTaskDB", "postgres"),
 }
 
 

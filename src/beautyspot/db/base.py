@@ -112,7 +112,7 @@ class TaskDB:
     Optional (the base implementations degrade as documented on each):
     ``lookup``, ``save_record``, ``delete``, ``record_failure``, ``get_failures``, ``close``;
     for garbage collection (:mod:`beautyspot.maintenance`): ``iter_blob_locations`` and
-    ``delete_expired``.
+    ``delete_expired``; for ``lease=``: ``acquire_lease``, ``renew_lease``, ``release_lease``.
 
     Thread-safety: the Spot calls one TaskDB from many threads; a backend that is not
     thread-safe must guard itself. The base class keeps no state, so a subclass need not call
@@ -199,6 +199,25 @@ class TaskDB:
             f"{type(self).__name__} does not keep failures: implement "
             "record_failure(failure) and get_failures(limit)"
         )
+
+    def acquire_lease(self, cache_key: str, owner: str, seconds: float) -> bool:
+        """Take the lease on ``cache_key`` for ``owner`` for ``seconds``, atomically, unless
+        another owner holds a live one; True if ``owner`` holds it now (taking it again
+        extends it). Leases let one caller compute a missing key while callers in other
+        processes and hosts wait for its record (``@spot.mark(lease=...)``)."""
+        raise NotSupportedError(
+            f"{type(self).__name__} has no leases: implement acquire_lease, renew_lease and "
+            "release_lease, or mark without lease="
+        )
+
+    def renew_lease(self, cache_key: str, owner: str, seconds: float) -> bool:
+        """Extend ``owner``'s lease to ``seconds`` from now; False if it is no longer theirs
+        (it expired and another owner took it)."""
+        raise NotSupportedError(f"{type(self).__name__} has no leases: implement renew_lease")
+
+    def release_lease(self, cache_key: str, owner: str) -> None:
+        """Give up ``owner``'s lease on ``cache_key``; nothing if it is no longer theirs."""
+        raise NotSupportedError(f"{type(self).__name__} has no leases: implement release_lease")
 
     def close(self) -> None:
         """Release connections. The default has nothing to release."""

@@ -84,6 +84,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         FROM tasks WHERE cache_key IS NOT NULL""",  # a NULL key (v1 allowed it) is never hit
         "DROP TABLE tasks",
         "ALTER TABLE tasks_v2 RENAME TO tasks",
+        # Leases (lease=): who computes a missing key while other processes wait for it.
+        """CREATE TABLE leases (
+            cache_key TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID""",
     ),
 )
 
@@ -110,6 +116,15 @@ _RECORD_FAILURE = (
     f"VALUES ({', '.join('?' * len(_FAILURE_COLUMNS))})"
 )
 _FAILURES = "SELECT * FROM failures ORDER BY id DESC LIMIT ?"
+# A live lease of another owner makes the upsert change nothing (rowcount 0).
+_ACQUIRE_LEASE = (
+    "INSERT INTO leases (cache_key, owner, expires_at) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (cache_key) DO UPDATE "
+    "SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE leases.expires_at <= ?4 OR leases.owner = excluded.owner"
+)
+_RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE cache_key = ? AND owner = ?"
+_RELEASE_LEASE = "DELETE FROM leases WHERE cache_key = ? AND owner = ?"
 
 
 class _Connection(sqlite3.Connection):
@@ -279,6 +294,22 @@ class SQLiteTaskDB(TaskDB):
         cursor = self._connection().execute(_BLOB_LOCATIONS, (BLOB,))
         for (location,) in cursor:
             yield location
+
+    def acquire_lease(self, cache_key: str, owner: str, seconds: float) -> bool:
+        """Take or extend ``owner``'s lease unless another owner's is live (this host's clock:
+        the processes sharing one SQLite file share one machine)."""
+        now = time.time()
+        cursor = self._connection().execute(_ACQUIRE_LEASE, (cache_key, owner, now + seconds, now))
+        return cursor.rowcount == 1
+
+    def renew_lease(self, cache_key: str, owner: str, seconds: float) -> bool:
+        """Extend ``owner``'s lease; False if another owner took it after it expired."""
+        params = (time.time() + seconds, cache_key, owner)
+        return self._connection().execute(_RENEW_LEASE, params).rowcount == 1
+
+    def release_lease(self, cache_key: str, owner: str) -> None:
+        """Give up ``owner``'s lease, if it is still theirs."""
+        self._connection().execute(_RELEASE_LEASE, (cache_key, owner))
 
     def close(self) -> None:
         """Close this process's connections; the next call opens new ones."""

@@ -14,6 +14,18 @@ __all__ = ["BlobStat", "BlobStorageBase", "LocalStorage", "storage_from"]
 #: file plus one line here.
 BACKENDS = {
     "file": ("beautyspot.storage.local:LocalStorage", ""),
+    "s3": ("beautyspot.storage.s3:S3Storage", "s3"),
+    # Everything else fsspec reaches and can write to (not http, zip, github...: read-only).
+    "memory": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
+    "gs": ("beautyspot.storage.fsspec:FsspecStorage", "gcs"),
+    "gcs": ("beautyspot.storage.fsspec:FsspecStorage", "gcs"),
+    "az": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
+    "abfs": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
+    "abfss": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
+    "hdfs": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
+    "webhdfs": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
+    "sftp": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
+    "smb": ("beautyspot.storage.fsspec:FsspecStorage", "fsspec"),
 }
 
 
