@@ -25,13 +25,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 from tests.conftest import service_unavailable
-from tests.contract.taskdb import FullTaskDBContract, LeaseTaskDBContract
 
 import beautyspot as bs
 from beautyspot._registry import redacted
 from beautyspot.db import taskdb_from
 from beautyspot.db.base import FailureRecord, TaskRecord
 from beautyspot.errors import ConfigurationError, StorageError
+from beautyspot.testing import FullTaskDBContract, LeaseTaskDBContract
 
 psycopg = pytest.importorskip("psycopg")
 postgres = pytest.importorskip("beautyspot.db.postgres")

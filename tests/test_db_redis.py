@@ -23,8 +23,7 @@ from beautyspot.db import taskdb_from
 from beautyspot.db.base import FailureRecord, TaskRecord
 from beautyspot.db.redis import RedisTaskDB
 from beautyspot.errors import ConfigurationError, StorageError
-
-from .contract.taskdb import FullTaskDBContract, LeaseTaskDBContract
+from beautyspot.testing import FullTaskDBContract, LeaseTaskDBContract
 
 REDIS_URL = os.environ.get("BEAUTYSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "hunter2-s3cret"

@@ -9,11 +9,14 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
+from tests.conftest import service_unavailable
 
 import beautyspot as bs
+from beautyspot.db import taskdb_from
 from beautyspot.limiter import Limiter
 
 SRC = str(Path(bs.__file__).resolve().parents[1])
@@ -26,7 +29,7 @@ DASK_JOB = textwrap.dedent(
 
     spot = bs.Spot("dask", db=os.environ["DB"])
 
-    @spot.mark
+    @spot.mark(version=os.environ["RUN"])  # a version of its own: fresh keys on a shared server
     def square(x):
         with open(os.environ["LOG"], "a") as log:
             log.write(f"{x} {os.getpid()}\\n")
@@ -60,13 +63,33 @@ def _run(script: Path, env: dict[str, str]) -> list[str]:
     return done.stdout.split()
 
 
+REDIS_URL = os.environ.get("BEAUTYSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get(
+    "BEAUTYSPOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _db_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return str(tmp_path / "dask.db")
+    url = REDIS_URL if kind == "redis" else POSTGRES_URL
+    try:
+        db = taskdb_from(url)
+        db.lookup("probe")
+        db.close()
+    except bs.StorageError as exc:
+        service_unavailable(f"{kind} not reachable for the Dask test ({exc})")
+    return url
+
+
 @pytest.mark.slow
-def test_a_dask_cluster_runs_marked_functions_of_a_script(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgresql"])
+def test_a_dask_cluster_runs_marked_functions_of_a_script(tmp_path: Path, kind: str) -> None:
     pytest.importorskip("dask.distributed")
     script = tmp_path / "job.py"
     script.write_text(DASK_JOB)
     log = tmp_path / "log"
-    env = {"DB": str(tmp_path / "dask.db"), "LOG": str(log)}
+    env = {"DB": _db_url(kind, tmp_path), "LOG": str(log), "RUN": uuid.uuid4().hex}
     by_client, by_map, cached, parent = _run(script, env)
     assert (by_client, by_map, cached) == ("True", "True", "15")
     computed = log.read_text().splitlines()

@@ -333,3 +333,25 @@ def test_bad_lease_settings_are_named(tmp_path: Path, bad: Any) -> None:
         bs.Spot("s", db=tmp_path / "s.db", lease=bad)
     with pytest.raises(bs.ConfigurationError, match="lease_wait="):
         bs.Spot("s", db=tmp_path / "s.db", lease_wait=-1)
+
+
+def test_a_lease_taken_after_the_holder_stored_and_left_is_a_hit(
+    two_spots: tuple[bs.Spot, bs.Spot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = two_spots
+    runs: list[int] = []
+
+    def work(x: int) -> int:
+        runs.append(x)
+        return x + 1
+
+    real_acquire = second.db.acquire_lease
+
+    def others_finish_first(*args: Any) -> bool:
+        # Between the second caller's look and its lease, the first computes, stores, lets go.
+        assert first.mark(ignore=("runs",))(work)(1) == 2
+        return real_acquire(*args)
+
+    monkeypatch.setattr(second.db, "acquire_lease", others_finish_first)
+    assert second.mark(ignore=("runs",))(work)(1) == 2
+    assert runs == [1]  # computed once: the lease's new holder looked again first

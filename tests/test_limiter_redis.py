@@ -183,3 +183,30 @@ def test_bad_client_or_key_is_named() -> None:
         RedisLimiter(42, tpm=60)
     with pytest.raises(ConfigurationError, match="key"):
         RedisLimiter(REDIS_URL, tpm=60, key="")
+
+
+def test_a_dead_server_is_a_storage_error_naming_host_and_port_not_the_password(
+    tmp_path: Any,
+) -> None:
+    import socket
+    import time
+
+    import beautyspot as bs
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://:s3cret-pw@127.0.0.1:{port}/0"
+    spot = bs.Spot("dead", db=tmp_path / "dead.db", tpm=600, limiter=url)
+
+    @spot.mark
+    @spot.limiter(cost=1)
+    def ask(x: int) -> int:
+        return x
+
+    started = time.monotonic()
+    with pytest.raises(bs.StorageError) as caught:
+        ask(1)
+    assert time.monotonic() - started < 10
+    assert f"127.0.0.1:{port}" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and caught.value.__cause__ is None

@@ -16,13 +16,13 @@ from typing import Any
 
 import fsspec
 import pytest
-from tests.contract.storage import FullBlobStorageContract
 
 import beautyspot as bs
 from beautyspot.errors import ConfigurationError, StorageError
 from beautyspot.integrity import checksum_of
 from beautyspot.storage import LocalStorage, storage_from
 from beautyspot.storage.fsspec import FsspecStorage
+from beautyspot.testing import FullStorageContract
 
 
 @pytest.fixture
@@ -35,13 +35,13 @@ def memory_url() -> Iterator[str]:
         fs.rm(root, recursive=True)
 
 
-class TestMemoryContract(FullBlobStorageContract):
+class TestMemoryContract(FullStorageContract):
     @pytest.fixture
     def storage(self, memory_url: str) -> FsspecStorage:
         return FsspecStorage(memory_url)
 
 
-class TestLocalFolderContract(FullBlobStorageContract):
+class TestLocalFolderContract(FullStorageContract):
     """fsspec's local filesystem: saves go through a temp file and a move."""
 
     @pytest.fixture
@@ -51,7 +51,7 @@ class TestLocalFolderContract(FullBlobStorageContract):
         return storage
 
 
-class TestMemoryThroughTempFilesContract(FullBlobStorageContract):
+class TestMemoryThroughTempFilesContract(FullStorageContract):
     @pytest.fixture
     def storage(self, memory_url: str) -> FsspecStorage:
         return FsspecStorage(memory_url, atomic_put=False)

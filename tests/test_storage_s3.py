@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from tests import moto_server
-from tests.contract.storage import FullBlobStorageContract, core_key
 from tests.moto_server import SECRET_ACCESS_KEY, S3Env
 
 import beautyspot as bs
@@ -26,6 +25,7 @@ from beautyspot.errors import ConfigurationError, StorageError
 from beautyspot.integrity import checksum_of
 from beautyspot.storage import storage_from
 from beautyspot.storage.s3 import S3Storage
+from beautyspot.testing import FullStorageContract, core_key
 
 moto_s3, s3_env = moto_server.moto_s3, moto_server.s3_env  # the fixtures
 
@@ -37,7 +37,7 @@ def storage(s3_env: S3Env) -> S3Storage:
     return S3Storage(s3_env.bucket, PREFIX)
 
 
-class TestS3StorageContract(FullBlobStorageContract):
+class TestS3StorageContract(FullStorageContract):
     """The contract, on a fresh bucket per test (the ``storage`` fixture above)."""
 
 

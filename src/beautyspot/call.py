@@ -327,6 +327,11 @@ class MarkedCall:
         delay = FIRST_POLL
         while True:
             if (yield IO, (db.acquire_lease, cache_key, owner, seconds)):
+                # The previous holder may have stored the key and let go since we looked.
+                found = yield from self._lookup(cache_key)
+                if found is not None:
+                    yield IO, (db.release_lease, cache_key, owner)
+                    return None, found
                 return Heartbeat(db, cache_key, owner, seconds), None
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -12,12 +12,14 @@ import inspect
 import time
 from typing import Any
 
-from beautyspot.errors import ConfigurationError
+from beautyspot.errors import ConfigurationError, StorageError
 from beautyspot.limiter.base import BaseLimiter
 from beautyspot.limiter.gcra import Slot
 
 __all__ = ["REDIS_SCHEMES", "RedisLimiter", "is_redis_url"]
 
+#: Seconds to connect to the server, and to wait for a reply.
+_TIMEOUT = 5.0
 #: URL schemes :meth:`redis.Redis.from_url` understands.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -46,7 +48,10 @@ def _client_from(url_or_client: Any) -> Any:
             raise ImportError(
                 "RedisLimiter needs the redis package: pip install 'beautyspot[redis]'"
             ) from exc
-        return redis.Redis.from_url(url_or_client)
+        # Connect and read timeouts: a dead server is an error within seconds, never a hang.
+        return redis.Redis.from_url(
+            url_or_client, socket_connect_timeout=_TIMEOUT, socket_timeout=_TIMEOUT
+        )
     execute = getattr(url_or_client, "execute_command", None)
     if not hasattr(url_or_client, "register_script") or inspect.iscoroutinefunction(execute):
         raise ConfigurationError(
@@ -100,8 +105,24 @@ class RedisLimiter(BaseLimiter):
         return (_rebuild, (url, tpm, burst, self._key))
 
     def _reserve(self, cost: float) -> Slot:
-        now, start, tat = self._script(keys=[self._key], args=[self._interval, self._burst, cost])
+        try:
+            reply = self._script(keys=[self._key], args=[self._interval, self._burst, cost])
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] != "redis":
+                raise
+            raise StorageError(
+                f"the Redis limiter at {self._where()} cannot reserve tokens "
+                f"({type(exc).__name__}); is the server running and reachable?"
+            ) from None  # the redis error may quote the URL, password included
+        now, start, tat = reply
         return Slot(float(now), float(start), float(tat))
+
+    def _where(self) -> str:
+        """host:port of the server (never the URL: it may hold a password)."""
+        kwargs = self._script.registered_client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return str(kwargs["path"])
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
     async def _reserve_async(self, cost: float) -> Slot:
         import asyncio  # only async callers need it; keeps `import beautyspot` light

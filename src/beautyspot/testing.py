@@ -1,21 +1,56 @@
-"""The TaskDB contract suite: subclass it with a ``taskdb`` fixture yielding a fresh backend.
+"""Contract suites for backends: what makes a TaskDB or a blob storage a beautyspot backend.
 
-``TaskDBContract`` covers the four required methods (a user's minimal backend passes it);
-``FullTaskDBContract`` adds the optional methods: ``lookup``, ``save_record``, ``delete``,
-failures, and what garbage collection needs (``iter_blob_locations``, ``delete_expired``).
+Subclass a suite in your own tests and give it a fixture that yields a fresh, empty backend;
+pytest runs every test of the contract against it::
+
+    import pytest
+    from beautyspot.testing import FullTaskDBContract, LeaseTaskDBContract, StorageContract
+
+    class TestMyTaskDB(FullTaskDBContract, LeaseTaskDBContract):
+        @pytest.fixture
+        def taskdb(self, tmp_path):
+            return MyTaskDB(tmp_path / "records")
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        def storage(self, tmp_path):
+            return MyStorage(tmp_path / "blobs")
+
+- :class:`TaskDBContract`: the four required methods (a minimal backend passes it);
+  :class:`FullTaskDBContract` adds the optional ones (``lookup``, ``save_record``, ``delete``,
+  failures, what garbage collection needs) and saves from several processes;
+  :class:`LeaseTaskDBContract`: leases (``lease=``), from threads and processes.
+- :class:`StorageContract`: ``save`` and ``load``; :class:`FullStorageContract` adds
+  ``delete``, ``iter_locations`` and ``stat``.
+
+Tests that use processes pickle the backend (backends pickle by configuration, see DESIGN.md
+§8); one that cannot be pickled skips them with the reason. Importing this module imports
+pytest: it is for test suites, never imported by beautyspot itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
 
 import pytest
 
 from beautyspot.db.base import FailureRecord, HitRow, TaskDB, TaskRecord
+from beautyspot.storage.base import BlobStorageBase
 
-__all__ = ["FullTaskDBContract", "LeaseTaskDBContract", "TaskDBContract"]
+__all__ = [
+    "FullStorageContract",
+    "FullTaskDBContract",
+    "LeaseTaskDBContract",
+    "StorageContract",
+    "TaskDBContract",
+]
 
 ALL_BYTES = bytes(range(256))
 
@@ -27,6 +62,35 @@ def save_inline(db: TaskDB, key: str, data: bytes = b"\x81\xa1a\x01") -> None:
 
 def history_keys(db: TaskDB, limit: int = 1000) -> list[str]:
     return [record["cache_key"] for record in db.get_history(limit)]
+
+
+# -- helpers run in other processes (at module level, so spawned interpreters find them) ----
+
+
+def _processes() -> ProcessPoolExecutor:
+    # spawn: a fresh interpreter, as on macOS and Windows, that must rebuild the backend
+    return ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _shippable(backend: Any) -> Any:
+    """``backend``, if it can travel to another process (the pool pickles it), else a skip
+    saying why it cannot."""
+    try:
+        ForkingPickler.dumps(backend)  # what the process pool will do with it
+    except Exception as exc:
+        pytest.skip(f"{type(backend).__name__} cannot be pickled ({exc}): no process tests")
+    return backend
+
+
+def _save_in_another_process(db: TaskDB, prefix: str, count: int) -> int:
+    db.init_schema()
+    for n in range(count):
+        save_inline(db, f"{prefix}-{n}", f"{prefix}{n}".encode())
+    return os.getpid()
+
+
+def _race_for_a_lease(db: TaskDB, owner: str) -> bool:
+    return db.acquire_lease("raced-by-processes", owner, 30)
 
 
 class TaskDBContract:
@@ -183,6 +247,16 @@ class FullTaskDBContract(TaskDBContract):
         db.record_failure(FailureRecord("k1", "pkg.fn", "fn(1)", "ValueError", "bad", "tb", 1.0))
         assert db.get("k1") is None
 
+    def test_saves_from_several_processes_all_land(self, db: TaskDB) -> None:
+        shipped = _shippable(db)
+        with _processes() as pool:
+            pids = set(pool.map(_save_in_another_process, [shipped] * 2, ["p", "q"], [25, 25]))
+        assert os.getpid() not in pids
+        for prefix in "pq":
+            for n in range(25):
+                record = db.get(f"{prefix}-{n}")
+                assert record is not None and record["result_data"] == f"{prefix}{n}".encode()
+
 
 class LeaseTaskDBContract(TaskDBContract):
     """Leases (``lease=``): one owner at a time per key, extended by its owner, taken over only
@@ -219,3 +293,80 @@ class LeaseTaskDBContract(TaskDBContract):
         with ThreadPoolExecutor(8) as pool:
             taken = list(pool.map(lambda n: db.acquire_lease("race", f"o{n}", 5), range(16)))
         assert taken.count(True) == 1
+
+    def test_one_owner_across_racing_processes(self, db: TaskDB) -> None:
+        shipped = _shippable(db)
+        owners = [f"o{n}" for n in range(6)]
+        with _processes() as pool:
+            taken = list(pool.map(_race_for_a_lease, [shipped] * len(owners), owners))
+        assert taken.count(True) == 1
+
+
+def core_key(seed: str) -> str:
+    """A key shaped like the core's: hex digits, ``-`` and ``.``."""
+    return hashlib.sha256(seed.encode()).hexdigest() + "-1.bin"
+
+
+class StorageContract:
+    """What caching needs from any blob store. Requires a ``storage`` fixture (fresh, empty)."""
+
+    @pytest.mark.parametrize(
+        "data", [bytes(range(256)), b"", os.urandom(1 << 20)], ids=["all-bytes", "empty", "1MiB"]
+    )
+    def test_save_then_load_gives_the_same_bytes(
+        self, storage: BlobStorageBase, data: bytes
+    ) -> None:
+        location = storage.save(core_key("a"), data)
+        assert isinstance(location, str)
+        assert storage.load(location) == data
+
+    def test_saving_a_key_again_overwrites_it(self, storage: BlobStorageBase) -> None:
+        storage.save(core_key("a"), b"old")
+        location = storage.save(core_key("a"), b"new")
+        assert storage.load(location) == b"new"
+
+    def test_keys_are_independent(self, storage: BlobStorageBase) -> None:
+        first = storage.save(core_key("a"), b"one")
+        second = storage.save(core_key("b"), b"two")
+        assert (storage.load(first), storage.load(second)) == (b"one", b"two")
+
+    def test_concurrent_saves_of_one_key_never_mix(self, storage: BlobStorageBase) -> None:
+        payloads = [bytes([i]) * 300_000 for i in range(4)]
+        key = core_key("shared")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            locations = set(pool.map(lambda data: storage.save(key, data), payloads))
+        assert len(locations) == 1
+        assert storage.load(locations.pop()) in payloads
+
+
+class FullStorageContract(StorageContract):
+    """The required contract plus ``delete``, ``iter_locations`` and ``stat``."""
+
+    def test_stat_gives_size_and_modification_time(self, storage: BlobStorageBase) -> None:
+        before = time.time()
+        location = storage.save(core_key("a"), b"12345")
+        stat = storage.stat(location)
+        assert stat.size == 5
+        assert before - 2 <= stat.modified_at <= time.time() + 2
+        storage.delete(location)
+        with pytest.raises(FileNotFoundError):
+            storage.stat(location)
+
+    def test_deleted_blob_is_missing(self, storage: BlobStorageBase) -> None:
+        location = storage.save(core_key("a"), b"data")
+        storage.delete(location)
+        with pytest.raises(OSError):
+            storage.load(location)
+
+    def test_deleting_a_missing_blob_is_fine(self, storage: BlobStorageBase) -> None:
+        location = storage.save(core_key("a"), b"data")
+        storage.delete(location)
+        storage.delete(location)
+        assert list(storage.iter_locations()) == []
+
+    def test_iter_locations_lists_saved_blobs(self, storage: BlobStorageBase) -> None:
+        assert list(storage.iter_locations()) == []
+        saved = {storage.save(core_key(seed), seed.encode()) for seed in "abc"}
+        assert set(storage.iter_locations()) == saved
+        storage.delete(saved.pop())
+        assert set(storage.iter_locations()) == saved

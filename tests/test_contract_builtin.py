@@ -1,4 +1,5 @@
-"""The contract suites run against the built-in default backends."""
+"""The contract suites of beautyspot.testing, run against the built-in default backends (the
+Redis, PostgreSQL, S3 and fsspec backends run them in their own test modules)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import pytest
 
 from beautyspot.db.sqlite import SQLiteTaskDB
 from beautyspot.storage.local import LocalStorage
-
-from .storage import FullBlobStorageContract
-from .taskdb import FullTaskDBContract, LeaseTaskDBContract
+from beautyspot.testing import FullStorageContract, FullTaskDBContract, LeaseTaskDBContract
 
 
 class TestSQLiteTaskDB(FullTaskDBContract, LeaseTaskDBContract):
@@ -22,7 +21,7 @@ class TestSQLiteTaskDB(FullTaskDBContract, LeaseTaskDBContract):
         db.close()
 
 
-class TestLocalStorage(FullBlobStorageContract):
+class TestLocalStorage(FullStorageContract):
     @pytest.fixture
     def storage(self, tmp_path: Path) -> LocalStorage:
         return LocalStorage(tmp_path / "blobs")
