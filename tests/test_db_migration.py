@@ -139,7 +139,7 @@ def build_v1(
 
 def migrated(row: dict[str, Any]) -> dict[str, Any]:
     """What a version-1 row must read as after the migration."""
-    return {**row, "code_fingerprint": None}
+    return {**row, "code_fingerprint": None, "cost": None, "hits": 0}
 
 
 def payload_of(found: Any) -> tuple[Any, ...]:
@@ -247,7 +247,7 @@ def test_version_1_file_is_migrated_in_place_with_every_value(
     (sql,) = query(path, "SELECT sql FROM sqlite_master WHERE name = 'tasks'")[0]
     assert re.search(r"\)\s*WITHOUT\s+ROWID\s*$", sql, re.IGNORECASE), sql
     assert columns(path)[: 1 + len(HIT_COLUMNS)] == ["cache_key", *HIT_COLUMNS]
-    assert sorted(columns(path)) == sorted(TaskRecord._fields)
+    assert sorted(columns(path)) == sorted((*TaskRecord._fields, "hits"))
     fresh = tmp_path / "fresh.db"
     SQLiteTaskDB(fresh).init_schema()
     assert schema(path) == schema(fresh)
@@ -468,7 +468,7 @@ def test_two_processes_open_one_version_1_file_at_once(spawn, tmp_path: Path) ->
     for name in names:
         for i in range(WRITES):
             record = written(name, i)
-            expected[record.cache_key] = typed(record._asdict())
+            expected[record.cache_key] = typed({**record._asdict(), "hits": 0})
     for path in paths:
         assert user_version(path) == 2
         assert not has_rowid(path)

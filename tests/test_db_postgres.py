@@ -46,7 +46,7 @@ SECRET = "Sup3rSecretPw"
 TASK_COLUMNS = [
     "cache_key", "result_type", "result_value", "result_data", "checksum", "expires_at",
     "code_fingerprint", "func_name", "input_id", "version", "content_type", "size", "duration",
-    "created_at", "input_preview",
+    "created_at", "input_preview", "cost", "hits",
 ]  # fmt: skip
 
 

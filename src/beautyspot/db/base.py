@@ -14,7 +14,15 @@ from typing import Any, NamedTuple
 
 from beautyspot.errors import NotSupportedError
 
-__all__ = ["FailureRecord", "HitRow", "TaskDB", "TaskRecord"]
+__all__ = [
+    "RECORD_ORDERS",
+    "FailureRecord",
+    "FunctionCounts",
+    "HitRow",
+    "RecordQuery",
+    "TaskDB",
+    "TaskRecord",
+]
 
 #: ``result_type`` of a record whose encoded result sits in ``result_data``.
 INLINE = "inline"
@@ -70,9 +78,38 @@ class TaskRecord(NamedTuple):
     created_at: float | None = None
     expires_at: float | None = None
     code_fingerprint: str | None = None
+    cost: float | None = None  # the limiter tokens the computation spent, when paced
 
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()
+
+
+class RecordQuery(NamedTuple):
+    """One page of records for the CLI and the dashboard: filters, order, page.
+
+    ``text`` matches inside the input preview; ``order_by`` is one of :data:`RECORD_ORDERS`.
+    """
+
+    func_name: str | None = None
+    version: str | None = None
+    content_type: str | None = None
+    text: str | None = None
+    order_by: str = "created_at"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+
+#: Columns a page of records may be ordered by.
+RECORD_ORDERS = ("created_at", "func_name", "version", "size", "duration", "hits")
+
+
+class FunctionCounts(NamedTuple):
+    """Calls of one function counted in memory, added to the TaskDB's totals in batches."""
+
+    hits: int = 0
+    misses: int = 0
+    failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,6 +255,26 @@ class TaskDB:
     def release_lease(self, cache_key: str, owner: str) -> None:
         """Give up ``owner``'s lease on ``cache_key``; nothing if it is no longer theirs."""
         raise NotSupportedError(f"{type(self).__name__} has no leases: implement release_lease")
+
+    def find_records(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
+        """One page of records matching ``query`` (every field but ``result_data``), and how
+        many match in all: server-side filtering, ordering and paging, fast on millions of
+        records (the CLI's ``ls`` and the dashboard's list)."""
+        raise NotSupportedError(
+            f"{type(self).__name__} cannot page through records: implement find_records(query)"
+        )
+
+    def add_counts(self, counts: Mapping[str, FunctionCounts], hits: Mapping[str, int]) -> None:
+        """Add calls counted in memory to the totals: per function name (``counts``) and per
+        record (``hits``: cache key -> hits, which stats multiply by the record's duration
+        and cost). Additive and atomic, so processes' counts add up."""
+        raise NotSupportedError(f"{type(self).__name__} keeps no counts: implement add_counts")
+
+    def get_stats(self) -> list[Mapping[str, Any]]:
+        """Per function: ``func_name``, ``records``, ``hits``, ``misses``, ``failures``,
+        ``bytes_inline``, ``bytes_blob``, ``time_saved`` (seconds: each record's duration times
+        its hits) and ``tokens_saved`` (its limiter cost times its hits)."""
+        raise NotSupportedError(f"{type(self).__name__} keeps no stats: implement get_stats")
 
     def close(self) -> None:
         """Release connections. The default has nothing to release."""

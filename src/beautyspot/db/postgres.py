@@ -50,7 +50,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             size bigint,
             duration double precision,
             created_at double precision,
-            input_preview text
+            input_preview text,
+            cost double precision,
+            hits bigint NOT NULL DEFAULT 0
         )""",
         # History pages newest first; stats group by function; pruning finds expired records.
         """CREATE INDEX beautyspot_tasks_history
@@ -67,6 +69,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             message text,
             traceback text,
             created_at double precision
+        )""",
+        # Calls counted in memory and added here in batches (hits of each record: tasks.hits).
+        """CREATE TABLE beautyspot_counts (
+            func_name text PRIMARY KEY,
+            hits bigint NOT NULL DEFAULT 0,
+            misses bigint NOT NULL DEFAULT 0,
+            failures bigint NOT NULL DEFAULT 0
         )""",
         # Leases (lease=), timed by the server's clock so hosts need not agree on the time.
         """CREATE TABLE beautyspot_leases (

@@ -74,7 +74,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             size INTEGER,
             duration REAL,
             created_at REAL,
-            input_preview TEXT
+            input_preview TEXT,
+            cost REAL,
+            hits INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID""",
         """INSERT INTO tasks_v2 (cache_key, result_type, result_value, result_data, checksum,
             expires_at, func_name, input_id, version, content_type, size, duration, created_at,
@@ -84,6 +86,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         FROM tasks WHERE cache_key IS NOT NULL""",  # a NULL key (v1 allowed it) is never hit
         "DROP TABLE tasks",
         "ALTER TABLE tasks_v2 RENAME TO tasks",
+        # The dashboard's first page, newest first, on millions of records.
+        "CREATE INDEX tasks_by_created_at ON tasks (created_at DESC)",
+        # Calls counted in memory and added here in batches (hits of each record: tasks.hits).
+        """CREATE TABLE counts (
+            func_name TEXT PRIMARY KEY,
+            hits INTEGER NOT NULL DEFAULT 0,
+            misses INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
         # Leases (lease=): who computes a missing key while other processes wait for it.
         """CREATE TABLE leases (
             cache_key TEXT PRIMARY KEY,
