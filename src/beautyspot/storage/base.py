@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from beautyspot.errors import NotSupportedError
+from beautyspot.errors import NotSupportedError, StorageError
 
 __all__ = ["BlobStat", "BlobStorageBase"]
 
@@ -84,3 +85,53 @@ class BlobStorageBase:
             f"{type(self).__name__} keeps no temp files: implement "
             "remove_stale_temp_files(older_than) if its saves can leave some"
         )
+
+
+# -- naming rules every store shares ----------------------------------------------------------
+
+#: A blob key or a path segment: letters, digits, ``-``, ``.``, ``_``, never starting with ``.``
+#: (no hidden files, no ``..``), at most 200 characters.
+BLOB_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+
+
+def check_key(key: str) -> None:
+    """Refuse a blob key that could name anything but one file of the store.
+
+    >>> check_key("ab12-3.bin")
+    >>> check_key("../etc/passwd")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    beautyspot.errors.StorageError: blob key '../etc/passwd' is not allowed: ...
+    """
+    if not isinstance(key, str) or not BLOB_NAME.fullmatch(key):
+        raise StorageError(
+            f"blob key {key!r} is not allowed: use 1-200 letters, digits, '-', '.' or '_', "
+            "not starting with '.'"
+        )
+
+
+def fan_out_location(key: str) -> str:
+    """Where a store keeps ``key``: ``<key[:2]>/<key>``, so no folder grows too large."""
+    return f"{key[:2]}/{key}"
+
+
+def is_fan_out_location(location: str) -> bool:
+    """Whether ``location`` is one :func:`fan_out_location` gives for a valid key.
+
+    >>> is_fan_out_location("ab/abc"), is_fan_out_location("../ab/abc")
+    (True, False)
+    """
+    head, slash, key = location.partition("/")
+    return bool(slash) and BLOB_NAME.fullmatch(key) is not None and head == key[:2]
+
+
+def check_location(location: str, within: str) -> str:
+    """``location`` if :func:`is_fan_out_location`, else a refusal: a record's location can
+    never lead out of the store (``within`` names it in the message)."""
+    if not isinstance(location, str):
+        raise TypeError(f"location must be a str returned by save(), not {location!r}")
+    if not is_fan_out_location(location):
+        raise StorageError(
+            f"blob location {location!r} is refused: it must be '<key[:2]>/<key>' as returned "
+            f"by save(), relative to {within} (no '..', no absolute path, no other folder)"
+        )
+    return location

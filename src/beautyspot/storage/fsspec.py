@@ -15,8 +15,14 @@ import fsspec
 
 from beautyspot._registry import redacted, scheme_of
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.storage.base import BlobStat, BlobStorageBase
-from beautyspot.storage.local import _NAME, _check_key
+from beautyspot.storage.base import (
+    BlobStat,
+    BlobStorageBase,
+    check_key,
+    check_location,
+    fan_out_location,
+    is_fan_out_location,
+)
 
 __all__ = ["FsspecStorage"]
 
@@ -110,10 +116,10 @@ class FsspecStorage(BlobStorageBase):
 
     def save(self, key: str, data: bytes) -> str:
         """Write ``data`` under ``key`` atomically and return its relative location."""
-        _check_key(key)
+        check_key(key)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        location = f"{key[:2]}/{key}"
+        location = fan_out_location(key)
         path = self._path(location)
         try:
             if self.atomic_put:
@@ -134,7 +140,7 @@ class FsspecStorage(BlobStorageBase):
         ...
         beautyspot.errors.StorageError: blob location '../x/secret' is refused: ...
         """
-        path = self._path(_check_location(location))
+        path = self._path(check_location(location, "the storage's folder"))
         try:
             return bytes(self._filesystem().cat_file(path))
         except FileNotFoundError:
@@ -146,7 +152,7 @@ class FsspecStorage(BlobStorageBase):
 
     def delete(self, location: str) -> None:
         """Remove the blob at ``location``; a missing one is not an error."""
-        path = self._path(_check_location(location))
+        path = self._path(check_location(location, "the storage's folder"))
         try:
             self._filesystem().rm_file(path)
         except FileNotFoundError:
@@ -160,12 +166,12 @@ class FsspecStorage(BlobStorageBase):
         """Every saved blob's location; temp files and foreign files are left out, so garbage
         collection never deletes a user's own files."""
         for location, _ in self._listing():
-            if _is_location(location):
+            if is_fan_out_location(location):
                 yield location
 
     def stat(self, location: str) -> BlobStat:
         """Size and last modification time of the blob at ``location``."""
-        path = self._path(_check_location(location))
+        path = self._path(check_location(location, "the storage's folder"))
         try:
             fs = self._filesystem()
             info = fs.info(path)
@@ -251,12 +257,6 @@ class FsspecStorage(BlobStorageBase):
                 yield name[len(start) :], info
 
 
-def _is_location(location: str) -> bool:
-    """Whether ``location`` is what save() returns: ``<key[:2]>/<key>`` for a valid key."""
-    head, slash, key = location.partition("/")
-    return bool(slash) and _NAME.fullmatch(key) is not None and head == key[:2]
-
-
 def _is_temp_location(location: str) -> bool:
     head, slash, name = location.partition("/")
     return (
@@ -265,17 +265,6 @@ def _is_temp_location(location: str) -> bool:
         and name.startswith(f".{head}")
         and name.endswith(_TEMP_SUFFIX)
     )
-
-
-def _check_location(location: str) -> str:
-    if not isinstance(location, str):
-        raise TypeError(f"location must be a str returned by save(), not {location!r}")
-    if not _is_location(location):
-        raise StorageError(
-            f"blob location {location!r} is refused: it must be '<key[:2]>/<key>' as returned "
-            "by save(), relative to the storage's folder (no '..', no absolute path)"
-        )
-    return location
 
 
 def _modified_at(fs: Any, path: str, info: Mapping[str, Any]) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +11,18 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.storage.base import BlobStat, BlobStorageBase
+from beautyspot.storage.base import (
+    BLOB_NAME,
+    BlobStat,
+    BlobStorageBase,
+    check_key,
+    fan_out_location,
+)
 
 __all__ = ["LocalStorage", "make_private_dirs"]
 
 # Letters, digits, "-", "." and "_", no leading dot (so never "." or ".." and never a temp
 # file's name), short enough to leave room for the temp suffix within a 255-byte file name.
-_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 _TEMP_SUFFIX = ".tmp"
 
 
@@ -82,14 +86,14 @@ class LocalStorage(BlobStorageBase):
         ...
         beautyspot.errors.StorageError: blob key '../x' is not allowed: ...
         """
-        _check_key(key)
+        check_key(key)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
         try:
             self._write(key, data)
         except OSError as error:
             raise StorageError(f"cannot save blob {key!r} under {self.root}: {error}") from error
-        return f"{key[:2]}/{key}"
+        return fan_out_location(key)
 
     def load(self, location: str) -> bytes:
         """The bytes at ``location``; ``FileNotFoundError`` when there are none.
@@ -180,7 +184,7 @@ class LocalStorage(BlobStorageBase):
         """The real path of ``location``, refused unless it stays inside the root."""
         if not isinstance(location, str):
             raise TypeError(f"location must be a str returned by save(), not {location!r}")
-        if "\\" in location or not all(_NAME.fullmatch(part) for part in location.split("/")):
+        if "\\" in location or not all(BLOB_NAME.fullmatch(part) for part in location.split("/")):
             raise StorageError(
                 f"blob location {location!r} is refused: it must be a relative path made of "
                 "letters, digits, '-', '.' and '_' (no '..', no absolute path, no backslash), "
@@ -229,14 +233,6 @@ def make_private_dirs(path: Path) -> None:
         make_private_dirs(path)
 
 
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not _NAME.fullmatch(key):
-        raise StorageError(
-            f"blob key {key!r} is not allowed: use 1-200 letters, digits, '-', '.' or '_', "
-            "not starting with '.'"
-        )
-
-
 def _make_temp_file(folder: Path, key: str) -> tuple[int, str]:
     """An open owner-only temp file next to the final name; folders are made on demand."""
     import tempfile  # here, not at the top: with shutil, it is 2 ms of `import beautyspot`
@@ -265,7 +261,7 @@ def _is_blob(entry: os.DirEntry[str], folder_name: str) -> bool:
     name = entry.name
     return (
         name[:2] == folder_name
-        and _NAME.fullmatch(name) is not None
+        and BLOB_NAME.fullmatch(name) is not None
         and entry.is_file(follow_symlinks=False)
     )
 
@@ -283,7 +279,7 @@ def _modified_before(entry: os.DirEntry[str], cutoff: float) -> bool:
 
 def _subfolders(root: Path) -> Iterator[os.DirEntry[str]]:
     for entry in _scandir(root):
-        is_fan_out_name = len(entry.name) <= 2 and _NAME.fullmatch(entry.name)
+        is_fan_out_name = len(entry.name) <= 2 and BLOB_NAME.fullmatch(entry.name)
         if is_fan_out_name and entry.is_dir(follow_symlinks=False):
             yield entry
 

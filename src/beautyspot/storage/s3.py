@@ -26,8 +26,14 @@ from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from beautyspot._registry import redacted
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.storage.base import BlobStat, BlobStorageBase
-from beautyspot.storage.local import _NAME, _check_key
+from beautyspot.storage.base import (
+    BlobStat,
+    BlobStorageBase,
+    check_key,
+    check_location,
+    fan_out_location,
+    is_fan_out_location,
+)
 
 __all__ = ["S3Storage"]
 
@@ -177,10 +183,10 @@ class S3Storage(BlobStorageBase):
 
     def save(self, key: str, data: bytes) -> str:
         """Upload ``data`` under ``key`` and return its location relative to the prefix."""
-        _check_key(key)
+        check_key(key)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        location = f"{key[:2]}/{key}"
+        location = fan_out_location(key)
         object_key = self._object_key(location)
         try:
             client = self._s3()
@@ -202,7 +208,7 @@ class S3Storage(BlobStorageBase):
         ...
         beautyspot.errors.StorageError: blob location '../other/x' is refused: ...
         """
-        object_key = self._object_key(_check_location(location))
+        object_key = self._object_key(check_location(location, "the prefix"))
         try:
             response = self._s3().get_object(Bucket=self.bucket, Key=object_key)
             with response["Body"] as body:
@@ -212,7 +218,7 @@ class S3Storage(BlobStorageBase):
 
     def delete(self, location: str) -> None:
         """Remove the object at ``location``; a missing one is not an error."""
-        object_key = self._object_key(_check_location(location))
+        object_key = self._object_key(check_location(location, "the prefix"))
         try:
             self._s3().delete_object(Bucket=self.bucket, Key=object_key)
         except (BotoCoreError, ClientError) as error:
@@ -232,14 +238,14 @@ class S3Storage(BlobStorageBase):
             for page in listing:
                 for item in page.get("Contents", ()):
                     location = item["Key"][len(start) :]
-                    if _is_location(location):
+                    if is_fan_out_location(location):
                         yield location
         except (BotoCoreError, ClientError) as error:
             raise self._failure("list blobs under", start, error) from error
 
     def stat(self, location: str) -> BlobStat:
         """Size and last modification time of the object at ``location``."""
-        object_key = self._object_key(_check_location(location))
+        object_key = self._object_key(check_location(location, "the prefix"))
         try:
             head = self._s3().head_object(Bucket=self.bucket, Key=object_key)
         except (BotoCoreError, ClientError) as error:
@@ -261,7 +267,7 @@ class S3Storage(BlobStorageBase):
             for page in pages.paginate(Bucket=self.bucket, Prefix=start):
                 for upload in page.get("Uploads", ()):
                     stale = upload["Initiated"].timestamp() <= cutoff
-                    if stale and _is_location(upload["Key"][len(start) :]):
+                    if stale and is_fan_out_location(upload["Key"][len(start) :]):
                         client.abort_multipart_upload(
                             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                         )
@@ -361,20 +367,3 @@ def _check_prefix(prefix: str) -> str:
     if stripped and any(part in ("", ".", "..") for part in stripped.split("/")):
         raise ConfigurationError(f"prefix={prefix!r}: its segments must not be empty, '.' or '..'")
     return stripped
-
-
-def _is_location(location: str) -> bool:
-    """Whether ``location`` is what save() returns: ``<key[:2]>/<key>`` for a valid key."""
-    head, slash, key = location.partition("/")
-    return bool(slash) and _NAME.fullmatch(key) is not None and head == key[:2]
-
-
-def _check_location(location: str) -> str:
-    if not isinstance(location, str):
-        raise TypeError(f"location must be a str returned by save(), not {location!r}")
-    if not _is_location(location):
-        raise StorageError(
-            f"blob location {location!r} is refused: it must be '<key[:2]>/<key>' as returned "
-            "by save(), relative to the prefix (no '..', no absolute path, no other folder)"
-        )
-    return location
