@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, NamedTuple
 
-from beautyspot.batch.progress import Progress, Reporter, summary
+from beautyspot.batch.progress import Progress, Progressor, Reporter, summary
 from beautyspot.batch.retries import RetryPolicy
 from beautyspot.call import NOT_CACHED
 from beautyspot.errors import CacheKeyError, ConfigurationError
@@ -27,6 +27,7 @@ __all__ = [
     "calls_of",
     "captured",
     "check_marked",
+    "new_batch",
     "positive",
 ]
 
@@ -250,3 +251,22 @@ class Batch:
             )
             raise self.error
         return self.results
+
+
+def new_batch(
+    kind: str,
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    window: int,
+    *,
+    star: bool,
+    progress: bool | Progressor | None,
+    return_exceptions: bool,
+    policy: RetryPolicy,
+) -> Batch | None:
+    """The batch ``kind`` (``map``, ``amap``) of ``fn`` over ``items``; None when empty."""
+    calls = calls_of(items, star)
+    if not calls:
+        return None
+    reporter = Reporter(progress, fn.__name__, len(calls))
+    return Batch(f"{kind}({fn.__name__})", calls, window, bool(return_exceptions), reporter, policy)

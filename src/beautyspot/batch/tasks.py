@@ -15,15 +15,14 @@ from beautyspot.batch.plan import (
     START,
     WAIT,
     Attempted,
-    Batch,
     Call,
     Steps,
-    calls_of,
     captured,
     check_marked,
+    new_batch,
     positive,
 )
-from beautyspot.batch.progress import Progressor, Reporter
+from beautyspot.batch.progress import Progressor
 from beautyspot.batch.retries import RetryPolicy, retry_policy
 
 if TYPE_CHECKING:
@@ -152,12 +151,13 @@ async def amap(
     check_marked(fn, asynchronous=True)
     window = positive(concurrency, "concurrency")
     policy = retry_policy(retries, retry_on, backoff, random)
-    calls = calls_of(items, star)
-    reporter = Reporter(progress, fn.__name__, len(calls)) if calls else None
-    if reporter is None:
+    batch = new_batch(
+        "amap", fn, items, window, star=star, progress=progress,
+        return_exceptions=return_exceptions, policy=policy,
+    )  # fmt: skip
+    if batch is None:
         return []
-    batch = Batch(f"amap({fn.__name__})", calls, window, bool(return_exceptions), reporter, policy)
-    tasks = _Tasks(fn, calls, policy, sleep)
+    tasks = _Tasks(fn, batch.calls, policy, sleep)
     try:
         await tasks.carry_out(batch.plan())
         return batch.outcome()
@@ -166,4 +166,4 @@ async def amap(
         batch.interrupted(0)
         raise
     finally:
-        reporter.close()
+        batch.reporter.close()

@@ -19,12 +19,12 @@ from beautyspot.batch.plan import (
     Batch,
     Call,
     Steps,
-    calls_of,
     captured,
     check_marked,
+    new_batch,
     positive,
 )
-from beautyspot.batch.progress import Progressor, Reporter
+from beautyspot.batch.progress import Progressor
 from beautyspot.batch.retries import RetryPolicy, retry_policy
 from beautyspot.errors import ConfigurationError
 
@@ -274,14 +274,16 @@ def map(
     check_marked(fn, asynchronous=False)
     window = _window(workers, executor)
     policy = retry_policy(retries, retry_on, backoff, random)
-    calls = calls_of(items, star)
-    reporter = Reporter(progress, fn.__name__, len(calls)) if calls else None
-    if reporter is None:
+    batch = new_batch(
+        "map", fn, items, window, star=star, progress=progress,
+        return_exceptions=return_exceptions, policy=policy,
+    )  # fmt: skip
+    if batch is None:
         return []
-    batch = Batch(f"map({fn.__name__})", calls, window, bool(return_exceptions), reporter, policy)
     pool = executor or ThreadPoolExecutor(window, thread_name_prefix=f"beautyspot-{fn.__name__}")
     with _first_ctrl_c_deferred() as ctrl_c:
-        return _run_threads(batch, _Threads(fn, calls, pool, policy, sleep, ctrl_c), executor)
+        threads = _Threads(fn, batch.calls, pool, policy, sleep, ctrl_c)
+        return _run_threads(batch, threads, executor)
 
 
 def _run_threads(batch: Batch, threads: _Threads, executor: Executor | None) -> list[Any]:
