@@ -10,10 +10,15 @@ import pytest
 
 from beautyspot.db.sqlite import SQLiteTaskDB
 from beautyspot.storage.local import LocalStorage
-from beautyspot.testing import FullStorageContract, FullTaskDBContract, LeaseTaskDBContract
+from beautyspot.testing import (
+    FullStorageContract,
+    FullTaskDBContract,
+    LeaseTaskDBContract,
+    StatsTaskDBContract,
+)
 
 
-class TestSQLiteTaskDB(FullTaskDBContract, LeaseTaskDBContract):
+class TestSQLiteTaskDB(FullTaskDBContract, LeaseTaskDBContract, StatsTaskDBContract):
     @pytest.fixture
     def taskdb(self, tmp_path: Path) -> Iterator[SQLiteTaskDB]:
         db = SQLiteTaskDB(tmp_path / "tasks.db")

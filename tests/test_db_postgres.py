@@ -31,7 +31,11 @@ from beautyspot._registry import redacted
 from beautyspot.db import taskdb_from
 from beautyspot.db.base import FailureRecord, TaskRecord
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.testing import FullTaskDBContract, LeaseTaskDBContract
+from beautyspot.testing import (
+    FullTaskDBContract,
+    LeaseTaskDBContract,
+    StatsTaskDBContract,
+)
 
 psycopg = pytest.importorskip("psycopg")
 postgres = pytest.importorskip("beautyspot.db.postgres")
@@ -129,7 +133,7 @@ def rows(admin: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
 # --- 1. the contract ------------------------------------------------------------------------
 
 
-class TestPostgresTaskDB(FullTaskDBContract, LeaseTaskDBContract):
+class TestPostgresTaskDB(FullTaskDBContract, LeaseTaskDBContract, StatsTaskDBContract):
     @pytest.fixture
     def taskdb(self, url: str) -> Iterator[Any]:
         opened = PostgresTaskDB(url)

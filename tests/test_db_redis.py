@@ -23,7 +23,11 @@ from beautyspot.db import taskdb_from
 from beautyspot.db.base import FailureRecord, TaskRecord
 from beautyspot.db.redis import RedisTaskDB
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.testing import FullTaskDBContract, LeaseTaskDBContract
+from beautyspot.testing import (
+    FullTaskDBContract,
+    LeaseTaskDBContract,
+    StatsTaskDBContract,
+)
 
 REDIS_URL = os.environ.get("BEAUTYSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "hunter2-s3cret"
@@ -79,7 +83,7 @@ def db(namespace: str) -> Iterator[RedisTaskDB]:
     opened.close()
 
 
-class TestRedisTaskDBContract(FullTaskDBContract, LeaseTaskDBContract):
+class TestRedisTaskDBContract(FullTaskDBContract, LeaseTaskDBContract, StatsTaskDBContract):
     @pytest.fixture
     def taskdb(self, namespace: str) -> Iterator[RedisTaskDB]:
         opened = RedisTaskDB.from_url(REDIS_URL, namespace=namespace)

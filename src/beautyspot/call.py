@@ -32,6 +32,8 @@ from beautyspot.errors import (
 from beautyspot.inflight import Outcome
 from beautyspot.integrity import checksum_of, matches
 from beautyspot.lease import DEFAULT_LEASE_WAIT, FIRST_POLL, Heartbeat, new_owner, next_poll
+from beautyspot.limiter.base import SPENT
+from beautyspot.stats import COMPACT_AT
 
 if TYPE_CHECKING:
     from beautyspot.spot import Spot
@@ -156,6 +158,9 @@ class MarkedCall:
             else -1
         )
         self._save_failures_reported: set[type[BaseException]] = set()
+        # Stats: a hit appends its key to a list, nothing more (see beautyspot.stats).
+        self._tally = spot._tally
+        self._hits = self._tally.hits_of(self.func_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles by configuration, keeping the identity computed where the function was
@@ -240,6 +245,10 @@ class MarkedCall:
         if memory is not None and (data := memory.get(cache_key)) is not None:
             found = self._decode(cache_key, data)
             if found is not None:
+                hits = self._hits
+                hits.append(cache_key)
+                if len(hits) > COMPACT_AT:
+                    self._tally.fold()
                 return found[0]
         if not read_db:
             return _MISS
@@ -254,7 +263,13 @@ class MarkedCall:
                 return _MISS
             data = self._load_blob(data)
         found = self._verify(cache_key, row, data)
-        return _ABSENT if found is None else found[0]
+        if found is None:
+            return _ABSENT
+        hits = self._hits  # counted: one append (see beautyspot.stats)
+        hits.append(cache_key)
+        if len(hits) > COMPACT_AT:
+            self._tally.fold()
+        return found[0]
 
     def steps(self, call: BoundCall, owner: Hashable, absent_as_of: int | None = None) -> Steps:
         """The call after :meth:`cached` missed, as steps; returns the result.
@@ -274,6 +289,7 @@ class MarkedCall:
             if outcome.error is not None:
                 raise outcome.error
             if outcome.encoded is not None:
+                self._count_hit(call.cache_key)  # served by another caller's computation
                 return self.spot.serializer.loads(outcome.encoded)
         try:
             # Another process, or a leader that finished before our claim, may have stored it
@@ -284,6 +300,7 @@ class MarkedCall:
             if found is None and self.options.lease_seconds is not None:
                 heartbeat, found = yield from self._lease(call.cache_key)
             if found is not None:
+                self._count_hit(call.cache_key)
                 value, encoded = found
             else:
                 try:
@@ -306,14 +323,17 @@ class MarkedCall:
     def _compute(self, call: BoundCall) -> Steps:
         """Run the function and store its result: ``(value, stored bytes)``."""
         started = time.perf_counter()
-        ok, value = yield RUN, call
+        ok, value, spent = yield RUN, call
         duration = time.perf_counter() - started
         if not ok:
             if isinstance(value, Exception):
+                self._tally.count_failure(self.func_id)
                 yield IO, (self._record_failure, call, value)
             raise value
+        self._tally.count_miss(self.func_id)
         encoded = self._encode(value)
-        yield IO, (self._store, call, encoded, duration)
+        cost = float(sum(spent)) if spent else None
+        yield IO, (self._store, call, encoded, duration, cost)
         return value, encoded
 
     def _lease(self, cache_key: str) -> Steps:
@@ -355,6 +375,12 @@ class MarkedCall:
         if type(data) is str:  # a blob's location
             data = yield IO, (self._load_blob, data)
         return self._verify(cache_key, row, data)
+
+    def _count_hit(self, cache_key: str) -> None:
+        """Count a hit off the hot path (a hit in :meth:`cached` does the same inline)."""
+        self._hits.append(cache_key)
+        if len(self._hits) > COMPACT_AT:
+            self._tally.fold()
 
     def _verify(self, cache_key: str, row: tuple[Any, ...], data: Any) -> tuple[Any, bytes] | None:
         """Decode a record's bytes if they are what was stored; bad records are misses.
@@ -449,8 +475,11 @@ class MarkedCall:
                 result=value,
             ) from exc
 
-    def _store(self, call: BoundCall, encoded: bytes, duration: float) -> None:
-        """Write the blob (if any), then the record; a failed save warns, the result stands."""
+    def _store(
+        self, call: BoundCall, encoded: bytes, duration: float, cost: float | None = None
+    ) -> None:
+        """Write the blob (if any), then the record; a failed save warns, the result stands.
+        ``cost``: the limiter tokens computing it spent (None when nothing paced it)."""
         options = self.options
         as_blob = (
             len(encoded) > self.spot.blob_threshold
@@ -486,6 +515,7 @@ class MarkedCall:
                     created_at=now,
                     expires_at=expires_at,
                     code_fingerprint=self.identity.fingerprint,
+                    cost=cost,
                     **placement,
                 )
             )
@@ -555,10 +585,14 @@ class MarkedCall:
 
     def _carry_out(self, kind: str, payload: Any) -> Any:
         if kind == RUN:
+            spent: list[float] = []  # the limiter tokens the function spends (see SPENT)
+            token = SPENT.set(spent)
             try:
-                return True, self.func(*payload.args, **payload.kwargs)
+                return True, self.func(*payload.args, **payload.kwargs), spent
             except BaseException as exc:
-                return False, exc
+                return False, exc, spent
+            finally:
+                _hand_on(token, spent)
         if kind == WAIT:
             return payload.result()
         if kind == SLEEP:
@@ -570,10 +604,14 @@ class MarkedCall:
         import asyncio  # only async callers need it; keeps `import beautyspot` light
 
         if kind == RUN:
+            spent: list[float] = []
+            token = SPENT.set(spent)
             try:
-                return True, await self.func(*payload.args, **payload.kwargs)
+                return True, await self.func(*payload.args, **payload.kwargs), spent
             except BaseException as exc:
-                return False, exc
+                return False, exc, spent
+            finally:
+                _hand_on(token, spent)
         if kind == WAIT:
             return await asyncio.wrap_future(payload)
         if kind == SLEEP:
@@ -582,6 +620,15 @@ class MarkedCall:
         if kind == READ and self.spot.db.local_reads:
             return function(*arguments)
         return await asyncio.to_thread(function, *arguments)
+
+
+def _hand_on(token: Any, spent: list[float]) -> None:
+    """Restore the caller's token report (:data:`SPENT`) and add to it what this call spent: a
+    marked function computing inside another one spent its tokens on the outer computation."""
+    SPENT.reset(token)
+    outer = SPENT.get()
+    if outer is not None and spent:
+        outer.extend(spent)
 
 
 def _advance(steps: Steps, reply: Any) -> tuple[bool, Any]:

@@ -7,6 +7,7 @@ import inspect
 import os
 import typing
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
@@ -22,6 +23,7 @@ from beautyspot.maintenance import DEFAULT_OLDER_THAN, GCReport, collect_garbage
 from beautyspot.memory import MemoryCache
 from beautyspot.retention import Retention, retention_seconds
 from beautyspot.serializer import Serializer
+from beautyspot.stats import Tally
 from beautyspot.storage import BlobStorageBase, storage_from
 
 __all__ = ["DEFAULT_BLOB_THRESHOLD", "MarkedFunction", "Project", "Spot"]
@@ -180,6 +182,10 @@ class Spot:
         self.memory = _memory_tier(memory_cache)
         self._inflight = InFlight()
         self.db.init_schema()
+        # Hits, misses and failures, counted in memory and added to the TaskDB in batches; what
+        # is left is flushed when the Spot is collected or the interpreter exits.
+        self._tally = Tally(self.db)
+        weakref.finalize(self, self._tally.flush)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A Spot pickles by configuration (its backends by their own configuration: paths and
@@ -385,8 +391,8 @@ class Spot:
         return collect_garbage(self.db, self.storage, older_than=older_than)
 
     def close(self) -> None:
-        """Release the TaskDB's connections."""
-        self.db.close()
+        """Save the calls counted so far (stats), then release the TaskDB's connections."""
+        self._tally.flush(then=self.db.close)
 
 
 def _rebuilt_spot(

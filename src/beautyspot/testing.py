@@ -19,7 +19,9 @@ pytest runs every test of the contract against it::
 - :class:`TaskDBContract`: the four required methods (a minimal backend passes it);
   :class:`FullTaskDBContract` adds the optional ones (``lookup``, ``save_record``, ``delete``,
   failures, what garbage collection needs) and saves from several processes;
-  :class:`LeaseTaskDBContract`: leases (``lease=``), from threads and processes.
+  :class:`LeaseTaskDBContract`: leases (``lease=``), from threads and processes;
+  :class:`StatsTaskDBContract`: what the CLI, the dashboard and stats need (``find_records``,
+  ``add_counts``, ``get_stats``), with counts added from threads and processes.
 - :class:`StorageContract`: ``save`` and ``load``; :class:`FullStorageContract` adds
   ``delete``, ``iter_locations`` and ``stat``.
 
@@ -41,13 +43,23 @@ from typing import Any
 
 import pytest
 
-from beautyspot.db.base import FailureRecord, HitRow, TaskDB, TaskRecord
+from beautyspot.db.base import (
+    RECORD_ORDERS,
+    FailureRecord,
+    FunctionCounts,
+    HitRow,
+    RecordQuery,
+    TaskDB,
+    TaskRecord,
+)
+from beautyspot.errors import NotSupportedError
 from beautyspot.storage.base import BlobStorageBase
 
 __all__ = [
     "FullStorageContract",
     "FullTaskDBContract",
     "LeaseTaskDBContract",
+    "StatsTaskDBContract",
     "StorageContract",
     "TaskDBContract",
 ]
@@ -91,6 +103,13 @@ def _save_in_another_process(db: TaskDB, prefix: str, count: int) -> int:
 
 def _race_for_a_lease(db: TaskDB, owner: str) -> bool:
     return db.acquire_lease("raced-by-processes", owner, 30)
+
+
+def _add_counts_in_another_process(db: TaskDB, times: int) -> int:
+    db.init_schema()
+    for _ in range(times):
+        db.add_counts({"pkg.fn": FunctionCounts(2, 1, 1)}, {"k1": 2})
+    return os.getpid()
 
 
 class TaskDBContract:
@@ -300,6 +319,212 @@ class LeaseTaskDBContract(TaskDBContract):
         with _processes() as pool:
             taken = list(pool.map(_race_for_a_lease, [shipped] * len(owners), owners))
         assert taken.count(True) == 1
+
+
+def record(key: str, func_name: str = "pkg.fn", **fields: Any) -> TaskRecord:
+    """An inline record of ``func_name`` under ``key``; ``fields`` set any other field."""
+    values: dict[str, Any] = {
+        "input_id": f"input-{key}", "version": "v1", "result_type": "inline",
+        "content_type": "application/json", "result_data": b"\x81\xa1a\x01",
+        **fields,
+    }  # fmt: skip
+    return TaskRecord(key, func_name, **values)
+
+
+def page_keys(db: TaskDB, **query: Any) -> list[str]:
+    """The keys of one page of ``find_records``."""
+    return [row["cache_key"] for row in db.find_records(RecordQuery(**query))[0]]
+
+
+def stats_of(db: TaskDB) -> dict[str | None, dict[str, Any]]:
+    """``get_stats`` by function name."""
+    return {row["func_name"]: dict(row) for row in db.get_stats()}
+
+
+_BLOB = {"result_type": "blob", "result_data": None, "result_value": "loc/blob"}
+#: For each order: the fields of three records in ascending order (missing values first; a
+#: store stamps a missing created_at, and a blob of unknown size has no result_size).
+ASCENDING: dict[str, list[dict[str, Any]]] = {
+    "created_at": [{"created_at": 1.0}, {"created_at": 2.0}, {"created_at": 3.0}],
+    "func_name": [{"func_name": None}, {"func_name": "B.fn"}, {"func_name": "a.fn"}],
+    "version": [{"version": None}, {"version": "V2"}, {"version": "v1"}],
+    "size": [_BLOB, {"size": 10}, {"size": 200}],
+    "duration": [{"duration": None}, {"duration": 0.5}, {"duration": 3.0}],
+    "hits": [{}, {}, {}],  # hits 0, 1 and 4, added by the test
+}
+
+STATS_FIELDS = {"func_name", "records", "hits", "misses", "failures", "bytes_inline",
+                "bytes_blob", "time_saved", "tokens_saved"}  # fmt: skip
+
+
+class StatsTaskDBContract(TaskDBContract):
+    """Pages of records (``find_records``) and stats (``add_counts``, ``get_stats``): what the
+    CLI, the dashboard and the stats of a Spot need. Uses ``save_record``."""
+
+    # -- find_records -------------------------------------------------------------------------
+
+    def test_an_empty_store_has_no_records(self, db: TaskDB) -> None:
+        assert db.find_records(RecordQuery()) == ([], 0)
+
+    def test_rows_carry_every_field_but_the_result_bytes(self, db: TaskDB) -> None:
+        saved = record(
+            "k1", input_preview="fn('hello')", checksum="xxh:00", size=4, duration=1.5,
+            created_at=1_700_000_000.25, expires_at=4_000_000_000.5, code_fingerprint="fp",
+            cost=12.0,
+        )  # fmt: skip
+        db.save_record(saved)
+        rows, total = db.find_records(RecordQuery())
+        assert total == 1 and len(rows) == 1
+        row = rows[0]
+        assert "result_data" not in row
+        expected = {name: value for name, value in saved.as_dict().items() if name != "result_data"}
+        assert {name: row[name] for name in expected} == expected
+        assert row["hits"] == 0
+        assert row["result_size"] == 4
+
+    def test_result_size_is_the_stored_bytes_when_size_is_unknown(self, db: TaskDB) -> None:
+        db.save("k1", "pkg.fn", "in-1", None, "inline", None, None, b"12345")
+        assert db.find_records(RecordQuery())[0][0]["result_size"] == 5
+
+    def test_newest_first_by_default_and_ties_by_key_in_the_same_direction(
+        self, db: TaskDB
+    ) -> None:
+        for key, created in (("b", 2.0), ("c", 1.0), ("a", 2.0), ("d", 3.0), ("e", 2.0)):
+            db.save_record(record(key, created_at=created))
+        assert page_keys(db) == ["d", "e", "b", "a", "c"]
+        assert page_keys(db, descending=False) == ["c", "a", "b", "e", "d"]
+
+    def test_pages_cover_the_order_and_total_counts_every_match(self, db: TaskDB) -> None:
+        for n in range(12):
+            db.save_record(record(f"k{n:02d}", created_at=1000.0 + n))
+        newest_first = [f"k{n:02d}" for n in reversed(range(12))]
+        pages = []
+        for offset in range(0, 12, 5):
+            rows, total = db.find_records(RecordQuery(offset=offset, limit=5))
+            assert total == 12
+            pages += [row["cache_key"] for row in rows]
+        assert pages == newest_first
+        assert db.find_records(RecordQuery(offset=12)) == ([], 12)
+        assert db.find_records(RecordQuery(limit=0)) == ([], 12)
+
+    def test_filters_match_exactly_and_combine(self, db: TaskDB) -> None:
+        db.save_record(record("k1", "pkg.fn", version="v1", content_type="text/plain"))
+        db.save_record(record("k2", "pkg.fn", version="v2", content_type="application/json"))
+        db.save_record(record("k3", "pkg.fn2", version="v1", content_type="text/plain"))
+        db.save_record(record("k4", "pkg", version=None, content_type=None))
+        assert sorted(page_keys(db, func_name="pkg.fn")) == ["k1", "k2"]
+        assert sorted(page_keys(db, version="v1")) == ["k1", "k3"]
+        assert sorted(page_keys(db, content_type="text/plain")) == ["k1", "k3"]
+        assert page_keys(db, func_name="pkg.fn", version="v1") == ["k1"]
+        assert page_keys(db, func_name="pkg.f") == []
+        assert db.find_records(RecordQuery(func_name="pkg.fn", version="v2"))[1] == 1
+
+    def test_text_is_a_case_insensitive_substring_of_the_preview(self, db: TaskDB) -> None:
+        previews = {"k1": "text='Hello World'", "k2": "text='say HELLO'", "k3": "n=5",
+                    "k4": "pct='100%_done'", "k5": "pct='100 percent'", "k6": None}  # fmt: skip
+        for key, preview in previews.items():
+            db.save_record(record(key, input_preview=preview))
+        assert sorted(page_keys(db, text="hello")) == ["k1", "k2"]
+        assert sorted(page_keys(db, text="LO W")) == ["k1"]
+        assert page_keys(db, text="%_") == ["k4"]  # no wildcards: the characters themselves
+        assert page_keys(db, text="100_") == []
+        assert db.find_records(RecordQuery(text="absent"))[1] == 0
+
+    @pytest.mark.parametrize("order_by", RECORD_ORDERS)
+    def test_every_order_sorts_missing_values_as_the_smallest(
+        self, db: TaskDB, order_by: str
+    ) -> None:
+        for key, fields in zip(("k1", "k2", "k3"), ASCENDING[order_by], strict=True):
+            db.save_record(record(key, **fields))
+        if order_by == "hits":
+            db.add_counts({"pkg.fn": FunctionCounts(hits=5)}, {"k2": 1, "k3": 4})
+        assert page_keys(db, order_by=order_by, descending=False) == ["k1", "k2", "k3"]
+        assert page_keys(db, order_by=order_by) == ["k3", "k2", "k1"]
+
+    def test_a_bad_query_is_refused_naming_the_field(self, db: TaskDB) -> None:
+        with pytest.raises(ValueError, match="order_by='name'"):
+            db.find_records(RecordQuery(order_by="name"))
+        with pytest.raises(ValueError, match="limit"):
+            db.find_records(RecordQuery(limit=-1))
+        with pytest.raises(TypeError, match="offset"):
+            db.find_records(RecordQuery(offset="10"))  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="func_name"):
+            db.find_records(RecordQuery(func_name=3))  # type: ignore[arg-type]
+
+    # -- add_counts and get_stats ----------------------------------------------------------
+
+    def test_no_records_no_counts_no_stats(self, db: TaskDB) -> None:
+        assert list(db.get_stats()) == []
+
+    def test_counts_add_up_per_function_and_per_record(self, db: TaskDB) -> None:
+        db.save_record(record("k1", duration=2.0, cost=10.0))
+        db.save_record(record("k2", duration=0.5))
+        db.add_counts({"pkg.fn": FunctionCounts(3, 2, 1)}, {"k1": 2, "k2": 1})
+        db.add_counts({"pkg.fn": FunctionCounts(1, 0, 0)}, {"k1": 1})
+        stats = stats_of(db)["pkg.fn"]
+        assert set(stats) == STATS_FIELDS
+        assert (stats["records"], stats["hits"], stats["misses"], stats["failures"]) == (2, 4, 2, 1)
+        assert stats["time_saved"] == pytest.approx(2.0 * 3 + 0.5 * 1)
+        assert stats["tokens_saved"] == pytest.approx(10.0 * 3)
+        rows = {row["cache_key"]: row for row in db.find_records(RecordQuery())[0]}
+        assert (rows["k1"]["hits"], rows["k2"]["hits"]) == (3, 1)
+
+    def test_sizes_are_summed_by_placement(self, db: TaskDB) -> None:
+        db.save_record(record("i1", result_data=b"abc", size=3))
+        db.save("i2", "pkg.fn", "in", None, "inline", None, None, b"12345")  # size unknown
+        db.save_record(
+            record("b1", result_type="blob", result_data=None, result_value="l/b1", size=1000)
+        )
+        stats = stats_of(db)["pkg.fn"]
+        assert (stats["records"], stats["bytes_inline"], stats["bytes_blob"]) == (3, 8, 1000)
+
+    def test_stats_cover_functions_with_records_or_counts(self, db: TaskDB) -> None:
+        db.save_record(record("k1", "pkg.stored"))
+        db.add_counts({"pkg.counted": FunctionCounts(0, 0, 2)}, {})
+        stats = stats_of(db)
+        assert set(stats) == {"pkg.stored", "pkg.counted"}
+        assert (stats["pkg.stored"]["records"], stats["pkg.stored"]["hits"]) == (1, 0)
+        assert (stats["pkg.counted"]["records"], stats["pkg.counted"]["failures"]) == (0, 2)
+        assert stats["pkg.counted"]["time_saved"] == 0.0
+
+    def test_kept_failures_count_when_more_than_counted(self, db: TaskDB) -> None:
+        for n in range(3):
+            db.record_failure(FailureRecord(f"k{n}", "pkg.old", "fn()", "E", "m", "tb", 1.0))
+        try:
+            db.get_failures(1)
+        except NotSupportedError:
+            pytest.skip(f"{type(db).__name__} keeps no failures")
+        db.add_counts({"pkg.old": FunctionCounts(0, 0, 1)}, {})
+        assert stats_of(db)["pkg.old"]["failures"] == 3
+
+    def test_hits_of_a_missing_record_do_not_make_one(self, db: TaskDB) -> None:
+        db.add_counts({"pkg.fn": FunctionCounts(hits=2)}, {"gone": 2})
+        assert db.get("gone") is None
+        assert db.find_records(RecordQuery()) == ([], 0)
+        assert stats_of(db)["pkg.fn"]["hits"] == 2
+
+    def test_counts_added_from_threads_all_land(self, db: TaskDB) -> None:
+        db.save_record(record("k1", duration=1.0))
+
+        def add(_: int) -> None:
+            for _ in range(10):
+                db.add_counts({"pkg.fn": FunctionCounts(2, 1, 0)}, {"k1": 2})
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(add, range(8)))
+        stats = stats_of(db)["pkg.fn"]
+        assert (stats["hits"], stats["misses"]) == (160, 80)
+        assert stats["time_saved"] == pytest.approx(160.0)
+
+    def test_counts_added_from_processes_add_up(self, db: TaskDB) -> None:
+        db.save_record(record("k1", cost=1.5))
+        shipped = _shippable(db)
+        with _processes() as pool:
+            pids = set(pool.map(_add_counts_in_another_process, [shipped] * 2, [5, 5]))
+        assert os.getpid() not in pids
+        stats = stats_of(db)["pkg.fn"]
+        assert (stats["hits"], stats["misses"], stats["failures"]) == (20, 10, 10)
+        assert stats["tokens_saved"] == pytest.approx(1.5 * 20)
 
 
 def core_key(seed: str) -> str:

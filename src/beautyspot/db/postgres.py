@@ -23,8 +23,16 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from beautyspot._registry import redacted, scheme_of
-from beautyspot.db.base import BLOB, FailureRecord, TaskDB, TaskRecord
+from beautyspot.db.base import (
+    BLOB,
+    FailureRecord,
+    FunctionCounts,
+    RecordQuery,
+    TaskDB,
+    TaskRecord,
+)
 from beautyspot.errors import ConfigurationError, StorageError
+from beautyspot.stats import check_counts, check_query, stats_rows
 
 __all__ = ["MIGRATIONS", "PostgresTaskDB"]
 
@@ -111,11 +119,13 @@ _SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(1651732596, hashtext(coalesce(curre
 
 _TASK_COLUMNS = TaskRecord._fields
 _FAILURE_COLUMNS = tuple(field.name for field in fields(FailureRecord))
+# A save replaces the whole record, its hits included (as SQLite's INSERT OR REPLACE does).
 _SAVE = (
     f"INSERT INTO beautyspot_tasks ({', '.join(_TASK_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(_TASK_COLUMNS))}) "
     "ON CONFLICT (cache_key) DO UPDATE SET "
     + ", ".join(f"{column} = EXCLUDED.{column}" for column in _TASK_COLUMNS[1:])
+    + ", hits = 0"
 )
 _GET = "SELECT * FROM beautyspot_tasks WHERE cache_key = %s"
 # HitRow's fields. The location (text) and the bytes (bytea) cannot share a column, so each
@@ -144,6 +154,42 @@ _RECORD_FAILURE = (
     f"VALUES ({', '.join(['%s'] * len(_FAILURE_COLUMNS))})"
 )
 _FAILURES = "SELECT * FROM beautyspot_failures ORDER BY id DESC LIMIT %s"
+
+# Pages of records (find_records): every column but the result's bytes, and their size
+# (octet_length reads a stored value's length, not its bytes).
+_RESULT_SIZE = "coalesce(size, octet_length(result_data))"
+_PAGE_COLUMNS = ", ".join(
+    [
+        *(column for column in _TASK_COLUMNS if column != "result_data"),
+        "hits",
+        f"{_RESULT_SIZE} AS result_size",
+    ]
+)
+# Text sorts by code point (COLLATE "C"), as SQLite and Python sort it, whatever the locale.
+_ORDER_COLUMNS = {"created_at": "created_at", "func_name": 'func_name COLLATE "C"',
+                  "version": 'version COLLATE "C"', "size": _RESULT_SIZE,
+                  "duration": "duration", "hits": "hits"}  # fmt: skip
+_FILTERS = {
+    "func_name": "func_name = %s",
+    "version": "version = %s",
+    "content_type": "content_type = %s",
+    "text": "input_preview ILIKE %s",
+}
+# Counts (add_counts, get_stats). Rows are updated in key order, so concurrent flushes never
+# deadlock.
+_ADD_COUNTS = """INSERT INTO beautyspot_counts (func_name, hits, misses, failures)
+    VALUES (%s, %s, %s, %s)
+    ON CONFLICT (func_name) DO UPDATE SET hits = beautyspot_counts.hits + EXCLUDED.hits,
+        misses = beautyspot_counts.misses + EXCLUDED.misses,
+        failures = beautyspot_counts.failures + EXCLUDED.failures"""
+_ADD_HITS = "UPDATE beautyspot_tasks SET hits = hits + %s WHERE cache_key = %s"
+_RECORD_STATS = f"""SELECT func_name, count(*),
+    sum(CASE result_type WHEN 'inline' THEN {_RESULT_SIZE} END),
+    sum(CASE result_type WHEN 'blob' THEN size END),
+    sum(duration * hits), sum(cost * hits)
+    FROM beautyspot_tasks GROUP BY func_name"""
+_COUNTS = "SELECT func_name, hits, misses, failures FROM beautyspot_counts"
+_FAILURE_COUNTS = "SELECT func_name, count(*) FROM beautyspot_failures GROUP BY func_name"
 
 
 class PostgresTaskDB(TaskDB):
@@ -304,6 +350,79 @@ class PostgresTaskDB(TaskDB):
     def get_failures(self, limit: int = 100) -> list[Mapping[str, Any]]:
         """Up to ``limit`` failures, newest first, each with its row ``id``."""
         return self._rows("read the failures", _FAILURES, (_check_limit(limit),))
+
+    def find_records(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
+        """One page of records matching ``query`` (see :class:`~beautyspot.db.RecordQuery`),
+        and how many match in all, from one snapshot. Rows hold every column but
+        ``result_data``, plus ``hits`` and ``result_size`` (bytes of the stored result, what
+        ``order_by="size"`` sorts by). Missing values sort as the smallest; ties go by
+        ``cache_key`` in the same direction; text sorts by code point. ``text`` ignores case
+        (ILIKE: as the database's locale folds it).
+
+        The newest-first page reads the history index (fast on millions of records; counting
+        them all is a scan, ~100 ms a million); other orders and filters scan the table."""
+        check_query(query)
+        where, params = [], []
+        for name, condition in _FILTERS.items():
+            value = getattr(query, name)
+            if value is not None:
+                where.append(condition)
+                value = _text_safe(value)  # as NUL characters are stored
+                params.append(f"%{_like_escaped(value)}%" if name == "text" else value)
+        matching = f" WHERE {' AND '.join(where)}" if where else ""
+        direction = "DESC NULLS LAST" if query.descending else "ASC NULLS FIRST"
+        key_direction = "DESC" if query.descending else "ASC"
+        page = (
+            f"SELECT {_PAGE_COLUMNS} FROM beautyspot_tasks{matching} "
+            f"ORDER BY {_ORDER_COLUMNS[query.order_by]} {direction}, "
+            f'cache_key COLLATE "C" {key_direction} LIMIT %s OFFSET %s'
+        )
+        count = f"SELECT count(*) FROM beautyspot_tasks{matching}"
+
+        def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], int]:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                total = conn.execute(count, params).fetchone()[0]  # type: ignore[index]
+                if query.offset >= total or query.limit == 0:
+                    return [], int(total)
+                cursor = conn.cursor(row_factory=dict_row, binary=True)
+                rows = cursor.execute(page, (*params, query.limit, query.offset)).fetchall()
+            return rows, int(total)
+
+        return self._run("page through records", read)  # type: ignore[arg-type]
+
+    def add_counts(self, counts: Mapping[str, FunctionCounts], hits: Mapping[str, int]) -> None:
+        """Add counted calls to the per-function totals (``beautyspot_counts``) and each
+        record's ``hits``, in one transaction. Hits of a key with no record (deleted
+        meanwhile) add to its function's total only."""
+        per_function, per_key = check_counts(counts, hits)
+        if not per_function and not per_key:
+            return
+
+        def add(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction(), conn.cursor() as cursor:
+                if per_function:
+                    cursor.executemany(_ADD_COUNTS, per_function)
+                if per_key:
+                    cursor.executemany(_ADD_HITS, [(added, key) for key, added in per_key])
+
+        self._run("add call counts", add)
+
+    def get_stats(self) -> list[Mapping[str, Any]]:
+        """Per function: records, counted hits, misses and failures (or the failures kept, when
+        more: see :func:`beautyspot.stats.stats_rows`), bytes inline and in blobs, and the
+        time and tokens its records' hits saved, from one snapshot. Reads every record."""
+
+        def read(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                return (
+                    conn.execute(_RECORD_STATS).fetchall(),
+                    conn.execute(_COUNTS).fetchall(),
+                    conn.execute(_FAILURE_COUNTS).fetchall(),
+                )
+
+        return stats_rows(*self._run("read the stats", read))
 
     def count(self) -> int:
         """How many task records the database holds."""
@@ -558,6 +677,11 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
         if len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by LIKE/ILIKE (whose escape character is a backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _text_safe(value: Any) -> Any:

@@ -9,6 +9,10 @@ Layout, under the prefix ``beautyspot:{namespace}:`` (the namespace is the Spot'
 - ``expiry``: a sorted set of cache keys by ``expires_at``, for ``delete_expired``.
 - ``blobs``: a hash from cache key to blob location, for garbage collection.
 - ``failures``: a capped list of failed executions (JSON), newest first.
+- ``counts``: a hash of calls counted per function (``add_counts``): fields
+  ``hits:{func_name}``, ``misses:{func_name}`` and ``failures:{func_name}``.
+- ``hits``: a hash from cache key to the hits of its record; a save resets them, a delete
+  removes them.
 - ``lease:{cache_key}``: the owner computing a missing key (``lease=``), expiring on the
   server's clock.
 - ``schema``: the layout version, so a newer layout is refused rather than guessed at.
@@ -19,10 +23,12 @@ record's hit fields with one HMGET. ``redis`` is imported only when a Redis URL 
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
@@ -33,8 +39,17 @@ from redis.connection import ConnectionPool, parse_url
 from redis.retry import Retry
 
 from beautyspot._registry import redacted
-from beautyspot.db.base import BLOB, INLINE, FailureRecord, TaskDB, TaskRecord
+from beautyspot.db.base import (
+    BLOB,
+    INLINE,
+    FailureRecord,
+    FunctionCounts,
+    RecordQuery,
+    TaskDB,
+    TaskRecord,
+)
 from beautyspot.errors import ConfigurationError, StorageError
+from beautyspot.stats import check_counts, check_query, stats_rows
 
 __all__ = ["RedisTaskDB"]
 
@@ -58,7 +73,16 @@ def _same(raw: bytes) -> bytes:
 
 # How each stored field reads back; a field this version does not know is left out.
 _DECODERS: dict[str, Any] = {name: _text for name in _STORED_FIELDS}
-_DECODERS.update(result_data=_same, size=int, duration=float, created_at=float, expires_at=float)
+_DECODERS.update(
+    result_data=_same, size=int, duration=float, created_at=float, expires_at=float, cost=float
+)
+#: What a page of records shows of each record: every field but the result's bytes.
+_ROW_FIELDS = tuple(name for name in _STORED_FIELDS if name != "result_data")
+#: What stats read of each record.
+_STATS_FIELDS = ("func_name", "result_type", "size", "duration", "cost")
+_COUNT_KINDS = FunctionCounts._fields  # hits, misses, failures
+#: Records read per round trip when a page or the stats go through every record.
+_SCAN_CHUNK = 1000
 
 #: URL query parameters passed on to redis-py as they are (the timeouts are ours to resolve).
 _PASSED_ON = frozenset({"db", "client_name", "health_check_interval", "socket_keepalive"})
@@ -163,6 +187,8 @@ class RedisTaskDB(TaskDB):
         self._blobs = prefix + "blobs"
         self._failures = prefix + "failures"
         self._schema = prefix + "schema"
+        self._counts = prefix + "counts"
+        self._hits = prefix + "hits"
 
     @classmethod
     def from_url(
@@ -305,6 +331,7 @@ class RedisTaskDB(TaskDB):
                     pipe.hset(self._blobs, key, record.result_value)
                 else:
                     pipe.hdel(self._blobs, key)
+                pipe.hdel(self._hits, key)  # a new record: its hits start again
                 pipe.execute()
         except redis.RedisError as exc:
             self._fail(exc, "save a record")
@@ -351,6 +378,7 @@ class RedisTaskDB(TaskDB):
                 pipe.zrem(self._history, cache_key)
                 pipe.zrem(self._expiry, cache_key)
                 pipe.hdel(self._blobs, cache_key)
+                pipe.hdel(self._hits, cache_key)
                 deleted = pipe.execute()[0]
         except redis.RedisError as exc:
             self._fail(exc, "delete a record")
@@ -377,6 +405,73 @@ class RedisTaskDB(TaskDB):
         except redis.RedisError as exc:
             self._fail(exc, "read failures")
         return [json.loads(entry) for entry in entries]
+
+    def find_records(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
+        """One page of records matching ``query`` (see :class:`~beautyspot.db.RecordQuery`),
+        and how many match in all. Rows hold every field but ``result_data`` (None where
+        missing), plus ``hits`` and ``result_size`` (bytes of the stored result, what
+        ``order_by="size"`` sorts by). Missing values sort as the smallest; ties go by
+        ``cache_key`` in the same direction; ``text`` ignores case (Python's ``casefold``).
+
+        The unfiltered page by ``created_at`` reads its slice of the history index (fast on
+        millions of records). Redis has no other index: filters and other orders read every
+        record, a thousand per round trip, keeping only ``offset + limit`` rows in memory;
+        a record saved meanwhile may be left out of that pass, never shown twice.
+        """
+        check_query(query)
+        try:
+            if query.order_by == "created_at" and not _filters_of(query):
+                return self._history_page(query)
+            return self._scanned_page(query)
+        except redis.RedisError as exc:
+            self._fail(exc, "page through records")
+
+    def add_counts(self, counts: Mapping[str, FunctionCounts], hits: Mapping[str, int]) -> None:
+        """Add counted calls to the per-function totals and each record's hits with HINCRBY,
+        in one MULTI/EXEC transaction. Hits of a key with no record (deleted meanwhile) are
+        kept under its key until a save or delete of that key clears them; stats read the hits
+        of existing records only."""
+        per_function, per_key = check_counts(counts, hits)
+        if not per_function and not per_key:
+            return
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                for name, *numbers in per_function:
+                    for kind, added in zip(_COUNT_KINDS, numbers, strict=True):
+                        if added:
+                            pipe.hincrby(self._counts, f"{kind}:{name}", added)
+                for key, added in per_key:
+                    pipe.hincrby(self._hits, key, added)
+                pipe.execute()
+        except redis.RedisError as exc:
+            self._fail(exc, "add call counts")
+
+    def get_stats(self) -> list[Mapping[str, Any]]:
+        """Per function: records, counted hits, misses and failures (or the failures kept, when
+        more: see :func:`beautyspot.stats.stats_rows`), bytes inline and in blobs, and the
+        time and tokens its records' hits saved. Reads every record, a thousand per round
+        trip."""
+        records: dict[str | None, list[Any]] = {}
+        try:
+            for keys in self._history_chunks():
+                for row in self._read(keys, _STATS_FIELDS, hits=True):
+                    if row is not None:
+                        _add_to_stats(records, row)
+            counts: dict[str, list[Any]] = {}
+            for field, value in self._client.hgetall(self._counts).items():
+                kind, _, name = field.decode().partition(":")
+                if kind in _COUNT_KINDS:
+                    totals = counts.setdefault(name, [name, 0, 0, 0])
+                    totals[1 + _COUNT_KINDS.index(kind)] = int(value)
+            entries = self._client.lrange(self._failures, 0, -1)
+        except redis.RedisError as exc:
+            self._fail(exc, "read the stats")
+        failures = Counter(json.loads(entry).get("func_name") for entry in entries)
+        return stats_rows(
+            [[name, *totals] for name, totals in records.items()],
+            counts.values(),
+            failures.items(),
+        )
 
     def count(self) -> int:
         """How many records the namespace holds (those the server has not expired)."""
@@ -453,6 +548,132 @@ class RedisTaskDB(TaskDB):
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _history_page(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
+        """The unfiltered page by ``created_at``: its slice of the history index. Equal times
+        sort by key in the index's own order, the order asked for."""
+        rows: list[Mapping[str, Any]] = []
+        for _ in range(3):  # index entries of records the server expired are pruned, then again
+            if query.limit == 0:
+                break
+            last = query.offset + query.limit - 1
+            read = self._client.zrevrange if query.descending else self._client.zrange
+            keys = read(self._history, query.offset, last)
+            found = self._read(keys, _ROW_FIELDS, hits=True)
+            gone = [key for key, row in zip(keys, found, strict=True) if row is None]
+            rows = [row for row in found if row is not None]
+            if not gone or not self._prune(gone, time.time()):
+                break
+        return rows, self.count()
+
+    def _scanned_page(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
+        """A page read by going through every record, a few fields each (those the filters
+        and the order need), keeping the best ``offset + limit``; then the page's rows."""
+        matches = _filters_of(query)
+        needed = [name for name in ("func_name", "version", "content_type") if getattr(query, name)]
+        if query.text is not None:
+            needed.append("input_preview")
+        order = query.order_by
+        if order in ("func_name", "version", "duration"):
+            needed.append(order)
+        elif order == "size":
+            needed += ["size", "result_type"]
+        total = 0
+        gone: list[bytes] = []
+
+        def matching() -> Iterator[dict[str, Any]]:
+            nonlocal total
+            for keys in self._history_chunks():
+                rows = self._read(keys, needed, hits=order == "hits")
+                for key, row in zip(keys, rows, strict=True):
+                    if row is None:
+                        gone.append(key)
+                    elif all(match(row) for match in matches):
+                        total += 1
+                        yield row
+
+        if query.limit == 0:
+            deque(matching(), maxlen=0)  # only the count
+            best: list[dict[str, Any]] = []
+        else:
+            pick = heapq.nlargest if query.descending else heapq.nsmallest
+            wanted = query.offset + query.limit
+            best = pick(wanted, matching(), key=_sort_key(order))  # reads them all
+        if gone:
+            self._prune(gone, time.time())
+        page = [row["cache_key"].encode() for row in best[query.offset :]]
+        rows = [row for row in self._read(page, _ROW_FIELDS, hits=True) if row is not None]
+        return rows, total
+
+    def _history_chunks(self) -> Iterator[list[bytes]]:
+        """Every key of the history index, newest first, ``_SCAN_CHUNK`` a round trip. A cursor
+        on (time, key) rather than on rank: a record saved meanwhile moves to the newest end,
+        already passed, so no key comes twice."""
+        high: Any = "+inf"
+        seen_at_high = 0  # keys of the chunk boundary's time already given
+        while True:
+            entries = self._client.zrange(
+                self._history, high, "-inf", desc=True, byscore=True, withscores=True,
+                offset=seen_at_high, num=_SCAN_CHUNK,
+            )  # fmt: skip
+            if not entries:
+                return
+            yield [key for key, _ in entries]
+            if len(entries) < _SCAN_CHUNK:
+                return
+            boundary = entries[-1][1]
+            tied = sum(1 for _, score in entries if score == boundary)
+            seen_at_high = tied + (seen_at_high if high == boundary else 0)
+            high = boundary
+
+    def _read(
+        self, keys: list[bytes], fields: Iterable[str], *, hits: bool = False
+    ) -> list[dict[str, Any] | None]:
+        """``fields`` of the records of ``keys`` (with ``hits`` their hits too, and with
+        ``size`` their ``result_size``), None for a record the server has expired: one round
+        trip, two when inline records without a size need their bytes counted. Each field is
+        a reply to parse, so a pass over every record asks for only those it needs."""
+        if not keys:
+            return []
+        names = tuple(dict.fromkeys(("created_at", *fields)))  # every record has created_at
+        asked = [name.encode() for name in names]
+        with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(self._record_prefix + key, asked)
+            if hits:
+                pipe.hmget(self._hits, keys)
+            replies = pipe.execute()
+        per_key_hits = replies.pop() if hits else None
+        rows: list[dict[str, Any] | None] = []
+        for index, (key, values) in enumerate(zip(keys, replies, strict=True)):
+            if values[0] is None:
+                rows.append(None)
+                continue
+            row: dict[str, Any] = {"cache_key": key.decode()}
+            for name, value in zip(names, values, strict=True):
+                row[name] = None if value is None else _DECODERS[name](value)
+            if per_key_hits is not None:
+                row["hits"] = int(per_key_hits[index] or 0)
+            rows.append(row)
+        if "size" in names:
+            self._add_result_sizes(rows)
+        return rows
+
+    def _add_result_sizes(self, rows: list[dict[str, Any] | None]) -> None:
+        """Set each row's ``result_size``: its ``size``, or the length of an inline record's
+        bytes when it has none (HSTRLEN: the bytes are not sent)."""
+        unsized = []
+        for row in rows:
+            if row is not None:
+                row["result_size"] = row["size"]
+                if row["size"] is None and row.get("result_type") == INLINE:
+                    unsized.append(row)
+        if unsized:
+            with self._client.pipeline(transaction=False) as pipe:
+                for row in unsized:
+                    pipe.hstrlen(self._record_prefix + row["cache_key"].encode(), "result_data")
+                for row, length in zip(unsized, pipe.execute(), strict=True):
+                    row["result_size"] = length
+
     def _prune(self, keys: list[bytes], at: float) -> int:
         """Remove the records among ``keys`` that expire at or before ``at``, with their index
         entries; a save racing with this wins (the transaction watches the records)."""
@@ -475,6 +696,7 @@ class RedisTaskDB(TaskDB):
                     pipe.zrem(self._history, *doomed)
                     pipe.zrem(self._expiry, *doomed)
                     pipe.hdel(self._blobs, *doomed)
+                    pipe.hdel(self._hits, *doomed)
                     pipe.execute()
                     return len(doomed)
                 except redis.WatchError:
@@ -550,6 +772,45 @@ class RedisTaskDB(TaskDB):
         if leaks:
             raise StorageError(message) from None
         raise StorageError(message) from exc
+
+
+def _filters_of(query: RecordQuery) -> list[Callable[[Mapping[str, Any]], bool]]:
+    """One test per filter ``query`` sets."""
+    tests: list[Callable[[Mapping[str, Any]], bool]] = []
+    for name in ("func_name", "version", "content_type"):
+        wanted = getattr(query, name)
+        if wanted is not None:
+            tests.append(lambda row, name=name, wanted=wanted: row[name] == wanted)
+    if query.text is not None:
+        needle = query.text.casefold()
+        tests.append(lambda row: needle in (row["input_preview"] or "").casefold())
+    return tests
+
+
+def _sort_key(order_by: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's place in ``order_by`` order: a missing value first, ties by key."""
+    column = "result_size" if order_by == "size" else order_by
+
+    def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        value = row[column]
+        return (value is not None, value, row["cache_key"])
+
+    return key
+
+
+def _add_to_stats(records: dict[str | None, list[Any]], row: Mapping[str, Any]) -> None:
+    """Add a record to its function's [records, bytes_inline, bytes_blob, time_saved,
+    tokens_saved]."""
+    totals = records.setdefault(row["func_name"], [0, 0, 0, 0.0, 0.0])
+    totals[0] += 1
+    if row["result_type"] == INLINE:
+        totals[1] += row["result_size"] or 0
+    elif row["result_type"] == BLOB:
+        totals[2] += row["size"] or 0
+    hits = row["hits"]
+    if hits:
+        totals[3] += (row["duration"] or 0.0) * hits
+        totals[4] += (row["cost"] or 0.0) * hits
 
 
 def _rebuild(cls: type[RedisTaskDB], url: str, options: dict[str, Any]) -> RedisTaskDB:

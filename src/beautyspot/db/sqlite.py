@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from beautyspot.db.base import BLOB, FailureRecord, TaskDB, TaskRecord
+from beautyspot.db.base import (
+    BLOB,
+    FailureRecord,
+    FunctionCounts,
+    RecordQuery,
+    TaskDB,
+    TaskRecord,
+)
 from beautyspot.errors import ConfigurationError
+from beautyspot.stats import check_counts, check_query, stats_rows
 from beautyspot.storage.local import make_private_dirs
 
 __all__ = ["MIGRATIONS", "SQLiteTaskDB"]
@@ -136,6 +144,45 @@ _ACQUIRE_LEASE = (
 )
 _RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE cache_key = ? AND owner = ?"
 _RELEASE_LEASE = "DELETE FROM leases WHERE cache_key = ? AND owner = ?"
+
+# Pages of records (find_records): every column but the result's bytes, and their size.
+_RESULT_SIZE = "coalesce(size, length(result_data))"  # length() reads no blob content
+_PAGE_COLUMNS = ", ".join(
+    [
+        *(column for column in _TASK_COLUMNS if column != "result_data"),
+        "hits",
+        f"{_RESULT_SIZE} AS result_size",
+    ]
+)
+# A filtered page walks the created_at index only when at least this many records match per
+# record of the page (a record the walk skips costs a lookup, ~10 times a scanned one).
+_INDEX_WALK_FACTOR = 10
+_ORDER_COLUMNS = {"created_at": "created_at", "func_name": "func_name", "version": "version",
+                  "size": _RESULT_SIZE, "duration": "duration", "hits": "hits"}  # fmt: skip
+_FILTERS = {
+    "func_name": "func_name = ?",
+    "version": "version = ?",
+    "content_type": "content_type = ?",
+}
+# Text search ignores case: LIKE (in C) does for ASCII; other text is folded as Python does.
+_TEXT_LIKE = "input_preview LIKE ? ESCAPE '\\'"
+_CASEFOLD = "beautyspot_casefold"
+_TEXT_FOLDED = f"instr({_CASEFOLD}(input_preview), ?) > 0"
+# Counts (add_counts, get_stats).
+_ADD_COUNTS = (
+    "INSERT INTO counts (func_name, hits, misses, failures) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (func_name) DO UPDATE SET hits = hits + excluded.hits, "
+    "misses = misses + excluded.misses, failures = failures + excluded.failures"
+)
+_ADD_HITS = "UPDATE tasks SET hits = hits + ? WHERE cache_key = ?"
+_RECORD_STATS = (
+    "SELECT func_name, count(*), "
+    f"sum(CASE result_type WHEN 'inline' THEN {_RESULT_SIZE} END), "
+    "sum(CASE result_type WHEN 'blob' THEN size END), "
+    "total(duration * hits), total(cost * hits) FROM tasks GROUP BY func_name"
+)
+_COUNTS = "SELECT func_name, hits, misses, failures FROM counts"
+_FAILURE_COUNTS = "SELECT func_name, count(*) FROM failures GROUP BY func_name"
 
 
 class _Connection(sqlite3.Connection):
@@ -282,6 +329,99 @@ class SQLiteTaskDB(TaskDB):
         rows = self._connection().execute(_FAILURES, (_check_limit(limit),))
         return [dict(row) for row in rows]
 
+    def find_records(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
+        """One page of records matching ``query`` (see :class:`~beautyspot.db.RecordQuery`),
+        and how many match in all, from one snapshot. Rows hold every column but
+        ``result_data``, plus ``hits`` and ``result_size`` (bytes of the stored result, what
+        ``order_by="size"`` sorts by). Missing values sort as the smallest; ties go by
+        ``cache_key`` in the same direction. ``text`` ignores case: LIKE's ASCII folding for
+        an ASCII search, Python's ``casefold`` for any other.
+
+        The newest-first page reads the ``created_at`` index, so it stays fast on millions of
+        records (counting them all walks that index: ~50 ms a million); other orders and
+        filters read the whole table.
+
+        >>> import tempfile
+        >>> db = SQLiteTaskDB(tempfile.mkdtemp() + "/cache.db")
+        >>> db.save("k1", "mod.fn", "in1", None, "inline", None, result_data=b"abc")
+        >>> rows, total = db.find_records(RecordQuery(func_name="mod.fn"))
+        >>> total, rows[0]["cache_key"], rows[0]["result_size"], "result_data" in rows[0]
+        (1, 'k1', 3, False)
+        >>> db.close()
+        """
+        check_query(query)
+        where, params = [], []
+        for name, condition in _FILTERS.items():
+            value = getattr(query, name)
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        text = query.text
+        if text is not None and text.isascii():
+            where.append(_TEXT_LIKE)
+            params.append(f"%{_like_escaped(text)}%")
+        elif text is not None:
+            where.append(_TEXT_FOLDED)
+            params.append(text.casefold())
+        matching = f" WHERE {' AND '.join(where)}" if where else ""
+        direction = "DESC" if query.descending else "ASC"
+        order = _ORDER_COLUMNS[query.order_by]
+        conn = self._connection()
+        with _read_transaction(conn):  # the count and the page see one snapshot
+            total = conn.execute(f"SELECT count(*) FROM tasks{matching}", params).fetchone()[0]
+            if query.offset >= total or query.limit == 0:
+                return [], int(total)
+            if where and total < _INDEX_WALK_FACTOR * (query.offset + query.limit):
+                # Few records match: scan the table once and sort them, rather than walk the
+                # created_at index and look up every record it skips.
+                order = f"+{order}"
+            page = (
+                f"SELECT {_PAGE_COLUMNS} FROM tasks{matching} "
+                f"ORDER BY {order} {direction}, cache_key {direction} LIMIT ? OFFSET ?"
+            )
+            rows = conn.execute(page, (*params, query.limit, query.offset)).fetchall()
+        return [dict(row) for row in rows], int(total)
+
+    def add_counts(self, counts: Mapping[str, FunctionCounts], hits: Mapping[str, int]) -> None:
+        """Add counted calls to the per-function totals (table ``counts``) and each record's
+        ``hits``, in one transaction. Hits of a key with no record (deleted meanwhile) add to
+        its function's total only."""
+        per_function, per_key = check_counts(counts, hits)
+        if not per_function and not per_key:
+            return
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_ADD_COUNTS, per_function)
+            conn.executemany(_ADD_HITS, [(added, key) for key, added in per_key])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def get_stats(self) -> list[Mapping[str, Any]]:
+        """Per function: records, counted hits, misses and failures (or the failures kept, when
+        more: see :func:`beautyspot.stats.stats_rows`), bytes inline and in blobs, and the
+        time and tokens its records' hits saved. Reads every record.
+
+        >>> import tempfile
+        >>> db = SQLiteTaskDB(tempfile.mkdtemp() + "/cache.db")
+        >>> db.save_record(TaskRecord("k1", "mod.fn", "in1", None, "inline", None,
+        ...                           result_data=b"abc", duration=2.0, cost=10.0))
+        >>> db.add_counts({"mod.fn": FunctionCounts(hits=3, misses=1)}, {"k1": 3})
+        >>> stats = db.get_stats()[0]
+        >>> stats["hits"], stats["misses"], stats["time_saved"], stats["tokens_saved"]
+        (3, 1, 6.0, 30.0)
+        >>> db.close()
+        """
+        conn = self._connection()
+        with _read_transaction(conn):
+            records = conn.execute(_RECORD_STATS).fetchall()
+            counts = conn.execute(_COUNTS).fetchall()
+            failures = conn.execute(_FAILURE_COUNTS).fetchall()
+        return stats_rows(records, counts, failures)
+
     def count(self) -> int:
         """How many task records the file holds."""
         return int(self._connection().execute(_COUNT).fetchone()[0])
@@ -377,6 +517,7 @@ class SQLiteTaskDB(TaskDB):
 
     def _configure(self, conn: sqlite3.Connection, *, prepare_schema: bool) -> None:
         conn.row_factory = sqlite3.Row
+        conn.create_function(_CASEFOLD, 1, _casefold, deterministic=True)
         # NORMAL in WAL mode syncs at checkpoints, not at each commit: a crash of the
         # application (or a SIGKILL) loses nothing and never corrupts; only an OS crash or
         # power cut may roll back the last commits, which for a cache means recomputing them.
@@ -455,6 +596,24 @@ def _forget_inherited_connections() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
+@contextlib.contextmanager
+def _read_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """Reads that see one snapshot of the file (a deferred transaction, never a write lock)."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _casefold(text: object) -> object:
+    return text.casefold() if isinstance(text, str) else text
 
 
 def _user_version(conn: sqlite3.Connection) -> int:

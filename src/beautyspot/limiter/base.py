@@ -12,6 +12,7 @@ import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from numbers import Real
 from types import TracebackType
 from typing import Any, TypeVar
@@ -19,11 +20,23 @@ from typing import Any, TypeVar
 from beautyspot.errors import ConfigurationError
 from beautyspot.limiter.gcra import Slot, emission_interval
 
-__all__ = ["BaseLimiter", "Cost", "asyncio_sleep"]
+__all__ = ["SPENT", "BaseLimiter", "Cost", "asyncio_sleep"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: A call's cost: a number of tokens, or a callable receiving the call's (*args, **kwargs).
 Cost = float | Callable[..., float]
+
+#: Where the tokens spent in the current context are reported: a marked call puts a list here
+#: while its function runs, and every acquire made meanwhile (a paced wrapper's, ``with
+#: limiter:``, or a direct one; sync or async) appends its cost, so the call's record keeps
+#: what computing it spent (``TaskRecord.cost``, the ``tokens_saved`` of stats).
+SPENT: ContextVar[list[float] | None] = ContextVar("beautyspot_spent_tokens", default=None)
+
+
+def _report_spent(cost: float) -> None:
+    spent = SPENT.get()
+    if spent is not None:
+        spent.append(cost)
 
 
 async def asyncio_sleep(seconds: float) -> None:
@@ -119,12 +132,14 @@ class BaseLimiter(ABC):
     def acquire(self, cost: float = 1) -> None:
         """Block the calling thread until ``cost`` tokens may be spent, then spend them."""
         wait = self.reserve(cost).wait
+        _report_spent(cost)  # reserved: spent, even if the wait is interrupted
         if wait > 0:
             self._sleep(wait)
 
     async def acquire_async(self, cost: float = 1) -> None:
         """Await until ``cost`` tokens may be spent, then spend them; the event loop runs on."""
         wait = (await self._reserve_async(self._checked_cost(cost))).wait
+        _report_spent(cost)
         if wait > 0:
             await self._async_sleep(wait)
 
