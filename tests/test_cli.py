@@ -499,6 +499,7 @@ def test_ui_serves_the_dashboard(capsys, filled, monkeypatch):
     calls = []
     fake = types.ModuleType("beautyspot.dashboard")
     fake.serve = lambda db, **options: calls.append((db, options))
+    fake.exposure_warning = lambda host, port, read_only: None
     monkeypatch.setitem(sys.modules, "beautyspot.dashboard", fake)
     args = ("--port", "9999", "--no-browser", "--read-only", "--import", TYPES)
     code, _, err = cli_main(capsys, "ui", filled.db, *args)
@@ -564,3 +565,59 @@ def test_the_script_lists_and_shows_with_a_module_of_the_current_folder(filled):
     key = filled.keys["point"]
     done = run("show", "cache.db", key, "--import", "bs_cli_here", cwd=filled.db.parent)
     assert done.returncode == 0 and "Point(x=3, y=-3)" in done.stdout
+
+
+@pytest.mark.slow
+def test_ui_opens_the_seeds_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``beautyspot ui ./my_experiment.db``, as the README says: a real dashboard process."""
+    pytest.importorskip(
+        "nicegui", reason='the dashboard extra: pip install "beautyspot[dashboard]"'
+    )
+    import urllib.request
+
+    monkeypatch.chdir(tmp_path)
+    spot = bs.Spot("my_experiment")
+
+    @spot.mark
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double(21) == 42
+    spot.close()
+    assert (tmp_path / "my_experiment.db").exists()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "src"), env.get("PYTHONPATH")]))
+    log = tmp_path / "ui.log"
+    command = [sys.executable, "-m", "beautyspot", "ui", "./my_experiment.db", "--no-browser"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the dashboard did not start:\n{log.read_text()}")
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            status, page = response.status, response.read().decode()
+        assert status == 200
+        assert "<title>beautyspot · records</title>" in page
+        assert "my_experiment.db" in page  # the header names the database
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert "warning" not in log.read_text()  # 127.0.0.1: nothing to warn about

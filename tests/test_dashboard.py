@@ -18,16 +18,19 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from tests.conftest import service_unavailable
 
 import beautyspot as bs
-from beautyspot.dashboard import render
+from beautyspot.dashboard import exposure_warning, render, serve
 from beautyspot.dashboard.data import Source, describe
+from beautyspot.dashboard.pages import stats_charts
 from beautyspot.db.base import RecordQuery, TaskRecord
 from beautyspot.reading import CustomValue, Decoder
 
@@ -277,6 +280,58 @@ def test_a_minimal_backend_is_paged_in_memory(tmp_path: Path):
     assert answer.total == 15 and answer.rows[0]["cache_key"] == "k19"
     assert "result_data" not in answer.rows[0] and "find_records" in (answer.note or "")
     assert source.stats().note and source.failures().note
+
+
+def test_binding_another_address_warns():
+    for local in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert exposure_warning(local, 8080, read_only=False) is None
+    exposed = exposure_warning("0.0.0.0", 8080, read_only=False)
+    assert exposed is not None and "0.0.0.0:8080" in exposed and "delete" in exposed
+    assert "[::]:8080" in (exposure_warning("::", 8080, read_only=False) or "")
+    read_only = exposure_warning("192.168.1.5", 9000, read_only=True)
+    assert read_only is not None and "read" in read_only and "delete" not in read_only
+    assert exposure_warning("example.com", 80, read_only=True) is not None
+
+
+def test_serve_warns_before_it_binds_another_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import beautyspot.dashboard.pages as pages
+    from beautyspot.db import SQLiteTaskDB
+
+    served = []
+    monkeypatch.setattr(pages, "run_app", lambda dashboard, **where: served.append(where))
+    db = SQLiteTaskDB(tmp_path / "warn.db")
+    with pytest.warns(bs.BeautyspotWarning, match="0.0.0.0:8123"):
+        serve(db, host="0.0.0.0", port=8123, open_browser=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        serve(db, port=8123, open_browser=False)  # 127.0.0.1: no warning
+    assert [where["host"] for where in served] == ["0.0.0.0", "127.0.0.1"]
+    db.close()
+
+
+def test_the_stats_chart_takes_names_as_data_only():
+    rows = [
+        {"func_name": TAMPERED, "hits": 3, "misses": 1, "time_saved": 1.5, "tokens_saved": 10.0},
+        {"func_name": "x" * 200, "hits": 0, "misses": 2, "time_saved": 0.0, "tokens_saved": 0.0},
+    ]
+    for options in stats_charts(rows):
+        assert options["yAxis"]["data"][-1] == TAMPERED  # the most called on top
+        assert len(options["yAxis"]["data"][0]) <= 48
+        assert options["tooltip"]["renderMode"] == "richText"  # not an HTML tooltip
+        assert not any(key.startswith(":") or "formatter" in key for key in _keys(options))
+
+
+def _keys(options: Any) -> Iterator[str]:
+    """Every key of a nested option (NiceGUI runs the values of ``:key`` as JavaScript)."""
+    if isinstance(options, dict):
+        for key, value in options.items():
+            yield key
+            yield from _keys(value)
+    elif isinstance(options, list):
+        for value in options:
+            yield from _keys(value)
 
 
 # -- the dashboard in a browser ----------------------------------------------------------------
@@ -545,6 +600,22 @@ def test_stats_show_counts_per_function(page: Any, site: dict[str, Any]):
     row.wait_for()
     assert str(ROWS) in row.inner_text().split("\t")
     assert "records" in page.locator('[data-testid="totals"]').inner_text()
+    charts = page.locator('[data-testid="stats-charts"] svg')
+    charts.first.wait_for()
+    assert charts.count() >= 2  # calls, and what the hits saved
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stats-charts] svg').textContent"
+        ".includes('hits')"
+    )
+    drawn = charts.first.evaluate("svg => svg.textContent")
+    assert "misses" in drawn and _func_name("embed") in drawn
+    assert TAMPERED in drawn  # a hostile function name, drawn as SVG text
+    assert (
+        page.locator(
+            '[data-testid="stats-charts"] img, [data-testid="stats-charts"] script'
+        ).count()
+        == 0
+    )
     _shot(page, "stats", site["folder"], docs=True)
     _not_pwned(page)
 
@@ -584,3 +655,31 @@ def test_a_record_can_be_deleted_unless_read_only(page: Any, site: dict[str, Any
     page.wait_for_url(re.compile(r"/$|/\?"))
     page.goto(f"{site['url']}/record?key={key}")
     page.locator('[data-testid="missing"]').wait_for()
+
+
+@in_browser
+def test_the_pages_load_nothing_from_elsewhere(page: Any, site: dict[str, Any]):
+    """No CDN, font service or tracker: every request goes back to the dashboard."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("websocket", lambda socket: requested.append(socket.url))
+    visits = {
+        "/": '[data-testid="records"] tbody tr',
+        f"/record?key={site['keys']['mermaid']}": VIEWS["mermaid"],
+        f"/record?key={site['keys']['png']}": VIEWS["png"],
+        f"/record?key={site['keys']['markdown']}": VIEWS["markdown"],
+        "/stats": '[data-testid="stats-charts"] svg',
+        "/failures": '[data-testid="failure"]',
+    }
+    for path, shown in visits.items():
+        page.goto(site["url"] + path)
+        page.locator(shown).first.wait_for()
+        page.wait_for_load_state("networkidle")
+    assert any(url.startswith(site["url"]) for url in requested)
+    elsewhere = [
+        url
+        for url in requested
+        if urlsplit(url).scheme not in ("data", "blob", "about")
+        and urlsplit(url).hostname not in ("127.0.0.1", "localhost")
+    ]
+    assert elsewhere == []

@@ -44,6 +44,7 @@ import sqlite3
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -54,6 +55,7 @@ from beautyspot._registry import redacted, scheme_of
 from beautyspot.db import SQLiteTaskDB, TaskDB, taskdb_from
 from beautyspot.db.base import BLOB, INLINE, RecordQuery
 from beautyspot.errors import (
+    BeautyspotWarning,
     ConfigurationError,
     NotSupportedError,
     SerializationError,
@@ -1010,7 +1012,7 @@ def _library_jsonable(value: Any, depth: int) -> Any:
 
 def _ui(args: argparse.Namespace) -> int:
     try:
-        from beautyspot.dashboard import serve
+        from beautyspot.dashboard import exposure_warning, serve
     except ImportError as exc:
         name = exc.name or ""
         if name.startswith("beautyspot.") and name != "beautyspot.dashboard":
@@ -1020,13 +1022,11 @@ def _ui(args: argparse.Namespace) -> int:
             f'the dashboard needs its extra ({exc}): pip install "beautyspot[dashboard]"',
         ) from None
     _reading_serializer(args)  # a module that cannot be imported fails here, before serving
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.read_only:
-        print(
-            f"beautyspot: warning: anyone who reaches {args.host}:{args.port} can read and "
-            "delete these records; add --read-only, or bind 127.0.0.1",
-            file=sys.stderr,
-        )
-    with _Store(args) as store:
+    exposed = exposure_warning(args.host, args.port, read_only=args.read_only)
+    if exposed:
+        print(f"beautyspot: warning: {exposed}", file=sys.stderr)
+    with _Store(args) as store, warnings.catch_warnings():
+        warnings.simplefilter("ignore", BeautyspotWarning)  # said once, just above
         serve(
             store.db,
             storage=store.storage(),

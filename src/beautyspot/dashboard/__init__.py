@@ -12,17 +12,39 @@ in strict mode, and HTML results only inside a sandboxed iframe.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from beautyspot.errors import ConfigurationError
+from beautyspot.errors import BeautyspotWarning, ConfigurationError
 
 if TYPE_CHECKING:
     from beautyspot.db import TaskDB
     from beautyspot.storage import BlobStorageBase
 
 __all__ = ["serve"]
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_warning(host: str, port: int, *, read_only: bool) -> str | None:
+    """What to warn about binding ``host``: ``None`` for this machine only (a loopback address
+    or ``localhost``), else who could reach the records and how to keep them local."""
+    try:
+        local = host in LOCAL_HOSTS or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: only "localhost" is known to stay on this machine
+        local = False
+    if local:
+        return None
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    if read_only:
+        return f"anyone who reaches {shown}:{port} can read these records; bind 127.0.0.1"
+    return (
+        f"anyone who reaches {shown}:{port} can read and delete these records; "
+        "add --read-only, or bind 127.0.0.1"
+    )
 
 
 def serve(
@@ -47,7 +69,13 @@ def serve(
     :param imports: modules to import first: the types their Spots and Serializers register
         are decoded; a value of any other user type shows as "custom type code N, M bytes".
     :param read_only: hide (and refuse) actions that change the database.
+
+    Binding an address other than this machine's (``127.0.0.1``, ``localhost``, ``::1``)
+    warns with a :class:`~beautyspot.errors.BeautyspotWarning`: the dashboard has no login.
     """
+    exposed = exposure_warning(host, port, read_only=read_only)
+    if exposed is not None:
+        warnings.warn(exposed, BeautyspotWarning, stacklevel=2)
     try:
         import nicegui  # noqa: F401
     except ImportError as error:

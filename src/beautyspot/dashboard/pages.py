@@ -654,6 +654,11 @@ class Dashboard:
         table.add_slot("body-cell-func_name", _LINK_CELL)
         for column in STATS_COLUMNS[1:]:
             table.add_slot(f"body-cell-{column['name']}", _SHOWN_CELL)
+        if rows:
+            height = f"height: {_chart_height(rows)}px"
+            with _test_id(ui.row().classes("w-full gap-4 no-wrap"), "stats-charts"):
+                for options in stats_charts(rows):
+                    ui.echart(options, renderer="svg").classes("w-1/2").style(height)
 
     # -- failures ----------------------------------------------------------------------------
 
@@ -747,6 +752,59 @@ def _stats_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "bytes_blob": int(row.get("bytes_blob") or 0),
         "shown": shown,
     }
+
+
+#: Functions in the stats chart: the most called ones.
+CHART_FUNCTIONS = 25
+#: Characters of a function name on the chart's axis (the table shows all of it).
+CHART_LABEL_CHARS = 48
+
+
+def _chart_height(rows: list[dict[str, Any]]) -> int:
+    return 120 + 28 * min(len(rows), CHART_FUNCTIONS)
+
+
+def stats_charts(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two ECharts options over the most called functions: their hits and misses (stacked
+    bars), and what their hits saved: time (bottom axis) and tokens (top axis).
+
+    Function names are untrusted: they go in only as data (category values), drawn as SVG
+    text. No option is a formatter (NiceGUI evaluates keys starting with ``:`` as JavaScript;
+    none here does), and tooltips are drawn as rich text inside the chart, not as HTML.
+    """
+    shown = sorted(rows, key=lambda row: row["hits"] + row["misses"], reverse=True)
+    shown = shown[:CHART_FUNCTIONS][::-1]  # the category axis runs bottom-up
+    names = [_cut(row["func_name"], CHART_LABEL_CHARS) for row in shown]
+
+    def chart(x_axes: list[dict[str, Any]], series: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "animation": False,
+            "tooltip": {"trigger": "axis", "renderMode": "richText",
+                        "axisPointer": {"type": "shadow"}},
+            "legend": {"top": 0},
+            "grid": {"left": 8, "right": 24, "top": 64, "bottom": 32, "containLabel": True},
+            "xAxis": [{"nameLocation": "middle", "nameGap": 26, **axis} for axis in x_axes],
+            "yAxis": {"type": "category", "data": names, "axisLabel": {"fontSize": 11}},
+            "series": [
+                {"type": "bar", "data": [row[field] for row in shown], **options}
+                for field, options in series
+            ],
+        }  # fmt: skip
+
+    calls = chart(
+        [{"type": "value", "name": "calls", "minInterval": 1}],
+        [("hits", {"name": "hits", "stack": "calls", "itemStyle": {"color": "#26a269"}}),
+         ("misses", {"name": "misses", "stack": "calls", "itemStyle": {"color": "#c64600"}})],
+    )  # fmt: skip
+    saved = chart(
+        [{"type": "value", "name": "seconds", "position": "bottom"},
+         {"type": "value", "name": "tokens", "position": "top", "splitLine": {"show": False}}],
+        [("time_saved", {"name": "time saved (s)", "xAxisIndex": 0,
+                         "itemStyle": {"color": "#1c71d8"}}),
+         ("tokens_saved", {"name": "tokens saved", "xAxisIndex": 1,
+                           "itemStyle": {"color": "#9141ac"}})],
+    )  # fmt: skip
+    return calls, saved
 
 
 def _safe_repr(value: Any) -> str:
