@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -683,3 +684,63 @@ def test_the_pages_load_nothing_from_elsewhere(page: Any, site: dict[str, Any]):
         and urlsplit(url).hostname not in ("127.0.0.1", "localhost")
     ]
     assert elsewhere == []
+
+
+# -- the same views on every kind of store (no browser: the pages only format these) ---------
+
+
+def _store_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return str(tmp_path / "views.db")
+    url = os.environ.get(
+        "BEAUTYSPOT_TEST_REDIS_URL" if kind == "redis" else "BEAUTYSPOT_TEST_POSTGRES_URL",
+        "redis://127.0.0.1:6379/15" if kind == "redis" else "postgresql://postgres@127.0.0.1/test",
+    )
+    try:
+        from beautyspot.db import taskdb_from
+
+        probe = taskdb_from(url, "probe")
+        try:
+            probe.lookup("probe")
+        finally:
+            probe.close()
+    except bs.StorageError as exc:
+        service_unavailable(f"{kind} not reachable for the dashboard's views ({exc})")
+    return url
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgresql"])
+def test_the_views_work_on_every_store(tmp_path: Path, kind: str) -> None:
+    from beautyspot.dashboard.data import Source
+    from beautyspot.db.base import RecordQuery
+    from beautyspot.reading import Decoder
+
+    name = f"views-{uuid.uuid4().hex[:8]}"  # a fresh namespace (Redis) and function version
+    spot = bs.Spot(name, db=_store_url(kind, tmp_path), storage=tmp_path / "blobs")
+    version = uuid.uuid4().hex
+
+    @spot.mark(version=version, content_type="application/json")
+    def answer(n: int) -> dict[str, Any]:
+        return {"n": n, "html": "<script>window.__pwned=1</script>"}
+
+    @spot.mark(version=version)
+    def broken(n: int) -> int:
+        raise ValueError(f"bad {n}")
+
+    for n in range(3):
+        answer(n)
+        answer(n)  # a hit, counted
+    with pytest.raises(ValueError):
+        broken(1)
+    spot.close()  # flushes the counts
+    source = Source(spot.db, spot.storage, Decoder().loads)
+    page = source.records(RecordQuery(version=version, limit=2))
+    assert page.total == 3 and len(page.rows) == 2
+    record = source.record(page.rows[0]["cache_key"])
+    assert record is not None
+    shown = source.value_of(record)
+    assert shown.error is None and shown.value["html"] == "<script>window.__pwned=1</script>"
+    stats = {row["func_name"]: row for row in source.stats().rows}
+    mine = next(row for func, row in stats.items() if func.endswith("answer") and row["hits"])
+    assert mine["hits"] >= 3 and mine["misses"] >= 3
+    assert any("bad 1" in str(row) for row in source.failures(limit=50).rows)
