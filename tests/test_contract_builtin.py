@@ -30,3 +30,28 @@ class TestLocalStorage(FullStorageContract):
     @pytest.fixture
     def storage(self, tmp_path: Path) -> LocalStorage:
         return LocalStorage(tmp_path / "blobs")
+
+
+def test_save_comes_from_save_record_and_neither_recurses() -> None:
+    from typing import Any
+
+    from beautyspot.db.base import TaskDB, TaskRecord
+
+    class RecordsOnly(TaskDB):
+        def __init__(self) -> None:
+            self.saved: list[TaskRecord] = []
+
+        def save_record(self, record: TaskRecord) -> None:
+            self.saved.append(record)
+
+    class Neither(TaskDB):
+        pass
+
+    db = RecordsOnly()
+    db.save("k", "f", "in", "v1", "inline", None, result_data=b"x")
+    assert db.saved == [TaskRecord("k", "f", "in", "v1", "inline", None, result_data=b"x")]
+    args: tuple[Any, ...] = ("k", "f", "in", None, "inline", None)
+    with pytest.raises(NotImplementedError, match=r"must implement save\(\.\.\.\)"):
+        Neither().save(*args)
+    with pytest.raises(NotImplementedError, match="must implement save"):
+        Neither().save_record(TaskRecord(*args))

@@ -177,7 +177,23 @@ class TaskDB:
         result_value: str | None = None,
         result_data: bytes | None = None,
     ) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement save(...)")
+        # A backend that implements save_record gets this one from it.
+        if type(self).save_record is TaskDB.save_record:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement save(...) (or save_record(record))"
+            )
+        self.save_record(
+            TaskRecord(
+                cache_key,
+                func_name,
+                input_id,
+                version,
+                result_type,
+                content_type,
+                result_value=result_value,
+                result_data=result_data,
+            )
+        )
 
     def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
         raise NotImplementedError(f"{type(self).__name__} must implement get_history(limit)")

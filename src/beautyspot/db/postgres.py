@@ -300,31 +300,6 @@ class PostgresTaskDB(TaskDB):
         location, data, checksum, expires_at, fingerprint = row
         return (data if location is None else location, checksum, expires_at, fingerprint)
 
-    def save(
-        self,
-        cache_key: str,
-        func_name: str,
-        input_id: str,
-        version: str | None,
-        result_type: str,
-        content_type: str | None,
-        result_value: str | None = None,
-        result_data: bytes | None = None,
-    ) -> None:
-        """Insert or replace the record for ``cache_key``, stamped with the current time."""
-        self.save_record(
-            TaskRecord(
-                cache_key,
-                func_name,
-                input_id,
-                version,
-                result_type,
-                content_type,
-                result_value=result_value,
-                result_data=result_data,
-            )
-        )
-
     def save_record(self, record: TaskRecord) -> None:
         """Insert or replace ``record`` in one statement (atomic); a missing ``created_at``
         becomes now."""

@@ -278,31 +278,6 @@ class RedisTaskDB(TaskDB):
             None if fingerprint is None else fingerprint.decode(),
         )
 
-    def save(
-        self,
-        cache_key: str,
-        func_name: str,
-        input_id: str,
-        version: str | None,
-        result_type: str,
-        content_type: str | None,
-        result_value: str | None = None,
-        result_data: bytes | None = None,
-    ) -> None:
-        """Insert or replace the record for ``cache_key``, stamped with the current time."""
-        self.save_record(
-            TaskRecord(
-                cache_key,
-                func_name,
-                input_id,
-                version,
-                result_type,
-                content_type,
-                result_value=result_value,
-                result_data=result_data,
-            )
-        )
-
     def save_record(self, record: TaskRecord) -> None:
         """Insert or replace ``record`` and its index entries in one transaction; a missing
         ``created_at`` becomes now. A finite ``expires_at`` becomes the key's expiry."""

@@ -279,31 +279,6 @@ class SQLiteTaskDB(TaskDB):
         conn = self._thread.conn or self._connection()
         return conn.lookup_cursor.execute(_LOOKUP, (cache_key,)).fetchone()
 
-    def save(
-        self,
-        cache_key: str,
-        func_name: str,
-        input_id: str,
-        version: str | None,
-        result_type: str,
-        content_type: str | None,
-        result_value: str | None = None,
-        result_data: bytes | None = None,
-    ) -> None:
-        """Insert or replace the record for ``cache_key``, stamped with the current time."""
-        self.save_record(
-            TaskRecord(
-                cache_key,
-                func_name,
-                input_id,
-                version,
-                result_type,
-                content_type,
-                result_value=result_value,
-                result_data=result_data,
-            )
-        )
-
     def save_record(self, record: TaskRecord) -> None:
         """Insert or replace ``record`` atomically; a missing ``created_at`` becomes now."""
         if record.created_at is None:
