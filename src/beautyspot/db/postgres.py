@@ -31,8 +31,8 @@ from beautyspot.db.base import (
     TaskDB,
     TaskRecord,
 )
+from beautyspot.db.checks import check_counts, check_limit, check_query, stats_rows
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.stats import check_counts, check_query, stats_rows
 
 __all__ = ["MIGRATIONS", "PostgresTaskDB"]
 
@@ -309,7 +309,7 @@ class PostgresTaskDB(TaskDB):
 
     def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
         """Up to ``limit`` records, newest ``created_at`` first."""
-        return self._rows("read the history", _HISTORY, (_check_limit(limit),))
+        return self._rows("read the history", _HISTORY, (check_limit(limit),))
 
     def delete(self, cache_key: str) -> bool:
         """Remove the record for ``cache_key``; True if there was one."""
@@ -324,7 +324,7 @@ class PostgresTaskDB(TaskDB):
 
     def get_failures(self, limit: int = 100) -> list[Mapping[str, Any]]:
         """Up to ``limit`` failures, newest first, each with its row ``id``."""
-        return self._rows("read the failures", _FAILURES, (_check_limit(limit),))
+        return self._rows("read the failures", _FAILURES, (check_limit(limit),))
 
     def find_records(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
         """One page of records matching ``query`` (see :class:`~beautyspot.db.RecordQuery`),
@@ -385,7 +385,7 @@ class PostgresTaskDB(TaskDB):
 
     def get_stats(self) -> list[Mapping[str, Any]]:
         """Per function: records, counted hits, misses and failures (or the failures kept, when
-        more: see :func:`beautyspot.stats.stats_rows`), bytes inline and in blobs, and the
+        more: see :func:`beautyspot.db.checks.stats_rows`), bytes inline and in blobs, and the
         time and tokens its records' hits saved, from one snapshot. Reads every record."""
 
         def read(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
@@ -681,11 +681,3 @@ def _check_sizes(min_size: int, max_size: int) -> tuple[int, int]:
             f"not min_size={min_size}, max_size={max_size}"
         )
     return min_size, max_size
-
-
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int, not {limit!r}")
-    if limit < 0:
-        raise ValueError(f"limit must be 0 or more, not {limit}")
-    return limit

@@ -48,8 +48,8 @@ from beautyspot.db.base import (
     TaskDB,
     TaskRecord,
 )
+from beautyspot.db.checks import check_counts, check_limit, check_query, stats_rows
 from beautyspot.errors import ConfigurationError, StorageError
-from beautyspot.stats import check_counts, check_query, stats_rows
 
 __all__ = ["RedisTaskDB"]
 
@@ -314,7 +314,7 @@ class RedisTaskDB(TaskDB):
     def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
         """Up to ``limit`` records, newest ``created_at`` first. Index entries of records the
         server has expired are skipped, and pruned."""
-        wanted = _check_limit(limit)
+        wanted = check_limit(limit)
         records: list[Mapping[str, Any]] = []
         seen: set[bytes] = set()
         gone: list[bytes] = []
@@ -372,7 +372,7 @@ class RedisTaskDB(TaskDB):
 
     def get_failures(self, limit: int = 100) -> list[Mapping[str, Any]]:
         """Up to ``limit`` failures, newest first."""
-        wanted = _check_limit(limit)
+        wanted = check_limit(limit)
         if wanted == 0:
             return []
         try:
@@ -423,7 +423,7 @@ class RedisTaskDB(TaskDB):
 
     def get_stats(self) -> list[Mapping[str, Any]]:
         """Per function: records, counted hits, misses and failures (or the failures kept, when
-        more: see :func:`beautyspot.stats.stats_rows`), bytes inline and in blobs, and the
+        more: see :func:`beautyspot.db.checks.stats_rows`), bytes inline and in blobs, and the
         time and tokens its records' hits saved. Reads every record, a thousand per round
         trip."""
         records: dict[str | None, list[Any]] = {}
@@ -870,11 +870,3 @@ def _lease_ms(seconds: float) -> int:
     if not (seconds > 0 and math.isfinite(seconds)):
         raise ConfigurationError(f"lease seconds must be positive and finite, not {seconds!r}")
     return max(1, math.ceil(seconds * 1000))
-
-
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int, not {limit!r}")
-    if limit < 0:
-        raise ValueError(f"limit must be 0 or more, not {limit}")
-    return limit

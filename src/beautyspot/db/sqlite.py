@@ -23,8 +23,8 @@ from beautyspot.db.base import (
     TaskDB,
     TaskRecord,
 )
+from beautyspot.db.checks import check_counts, check_limit, check_query, stats_rows
 from beautyspot.errors import ConfigurationError
-from beautyspot.stats import check_counts, check_query, stats_rows
 from beautyspot.storage.local import make_private_dirs
 
 __all__ = ["MIGRATIONS", "SQLiteTaskDB"]
@@ -287,7 +287,7 @@ class SQLiteTaskDB(TaskDB):
 
     def get_history(self, limit: int = 1000) -> list[Mapping[str, Any]]:
         """Up to ``limit`` records, newest ``created_at`` first."""
-        rows = self._connection().execute(_HISTORY, (_check_limit(limit),))
+        rows = self._connection().execute(_HISTORY, (check_limit(limit),))
         return [dict(row) for row in rows]
 
     def delete(self, cache_key: str) -> bool:
@@ -301,7 +301,7 @@ class SQLiteTaskDB(TaskDB):
 
     def get_failures(self, limit: int = 100) -> list[Mapping[str, Any]]:
         """Up to ``limit`` failures, newest first, each with its row ``id``."""
-        rows = self._connection().execute(_FAILURES, (_check_limit(limit),))
+        rows = self._connection().execute(_FAILURES, (check_limit(limit),))
         return [dict(row) for row in rows]
 
     def find_records(self, query: RecordQuery) -> tuple[list[Mapping[str, Any]], int]:
@@ -377,7 +377,7 @@ class SQLiteTaskDB(TaskDB):
 
     def get_stats(self) -> list[Mapping[str, Any]]:
         """Per function: records, counted hits, misses and failures (or the failures kept, when
-        more: see :func:`beautyspot.stats.stats_rows`), bytes inline and in blobs, and the
+        more: see :func:`beautyspot.db.checks.stats_rows`), bytes inline and in blobs, and the
         time and tokens its records' hits saved. Reads every record.
 
         >>> import tempfile
@@ -662,11 +662,3 @@ def _check_timeout(timeout: float) -> float:
     if not timeout > 0:
         raise ConfigurationError(f"timeout must be more than 0 seconds, not {timeout!r}")
     return float(timeout)
-
-
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int, not {limit!r}")
-    if limit < 0:
-        raise ValueError(f"limit must be 0 or more, not {limit}")
-    return limit
