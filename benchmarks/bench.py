@@ -23,12 +23,14 @@ import inspect
 import itertools
 import multiprocessing
 import os
+import queue
 import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import venv
 import warnings
@@ -125,6 +127,7 @@ QUICK = Sizes(
 )  # fmt: skip
 #: Threads of the spot.map miss case.
 MAP_WORKERS = 8
+WRITER_TIMEOUT = 300  # seconds a concurrent writer may take to start or to finish its writes
 #: The growth case's row is a ratio of four timings, so it takes this many times the repeats
 #: of the others, each timing ``GROWTH_PASSES`` reads of every probe.
 GROWTH_REPEATS = 3
@@ -682,10 +685,17 @@ def write_together(scratch: Scratch, name: str, sizes: Sizes) -> tuple[float, in
     ]
     for worker in workers:
         worker.start()
-    start.wait()
-    began = time.perf_counter()
-    errors = sum(done.get() for _ in workers)
-    elapsed = time.perf_counter() - began
+    # A writer that dies (or hangs) must fail the run, not leave it waiting forever.
+    try:
+        start.wait(timeout=WRITER_TIMEOUT)
+        began = time.perf_counter()
+        errors = sum(done.get(timeout=WRITER_TIMEOUT) for _ in workers)
+        elapsed = time.perf_counter() - began
+    except (threading.BrokenBarrierError, queue.Empty) as stuck:
+        codes = [worker.exitcode for worker in workers]
+        for worker in workers:
+            worker.kill()
+        raise RuntimeError(f"{name}: a writer did not report (exit codes {codes})") from stuck
     for worker in workers:
         worker.join()
     total = sizes.writers * sizes.writes
@@ -701,18 +711,22 @@ def write_misses(name: str, folder: Path, first: int, count: int, start: Any, do
     """One writer process: ``count`` misses; reports exceptions plus warnings as errors."""
     from _peers import MEMOIZERS
 
-    memoized, close = MEMOIZERS[name](folder, tiny)
-    errors = 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        start.wait()
-        for number in range(first, first + count):
-            try:
-                memoized(number)
-            except Exception:
-                errors += 1
-    close()
-    done.put(errors + len(caught))
+    errors = count  # reported as failed unless the writes finish
+    try:
+        memoized, close = MEMOIZERS[name](folder, tiny)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start.wait(timeout=WRITER_TIMEOUT)
+            errors = 0
+            for number in range(first, first + count):
+                try:
+                    memoized(number)
+                except Exception:
+                    errors += 1
+        close()
+        errors += len(caught)
+    finally:
+        done.put(errors)
 
 
 def case_key(run: Run) -> list[Row]:

@@ -265,7 +265,9 @@ def test_the_first_failure_stops_new_work_lets_running_items_save_and_raises(
     assert all(work.is_cached(x) for x in saved)  # the running ones finished and were saved
     line = capsys.readouterr().err.strip()
     assert line.startswith("beautyspot: map(work) stopped at a failure (ValueError: item 2")
-    assert f"{len(saved)} of 30 done" in line and "Run the same code again" in line
+    assert (
+        f"{len(saved)} of 30 done" in line and "Fix the failure and run the same code again" in line
+    )
 
 
 def test_a_call_that_cannot_be_keyed_fails_its_item_only(spot: bs.Spot):
@@ -535,3 +537,36 @@ def test_an_unkeyable_item_is_not_retried(spot: bs.Spot):
     results = spot.map(length, ["ab", lock], retries=3, backoff=0, return_exceptions=True)
     assert results[0] == 2 and isinstance(results[1], bs.CacheKeyError)
     assert attempts == ["ab"]
+
+
+def test_tuples_without_star_are_refused_before_anything_runs(spot, capsys) -> None:
+    ran = []
+
+    @spot.mark
+    def two(a, b):
+        ran.append((a, b))
+        return a + b
+
+    with pytest.raises(bs.ConfigurationError, match=r"star=True") as caught:
+        spot.map(two, [(1, 2), (3, 4)])
+    assert "two(a, b)" in str(caught.value)
+    assert ran == [] and not two.is_cached(1, 2)
+    assert "resume" not in capsys.readouterr().err  # no promise a re-run cannot keep
+    assert spot.map(two, [(1, 2), (3, 4)], star=True) == [3, 7]
+
+
+def test_one_argument_functions_still_take_tuples_whole(spot) -> None:
+    @spot.mark
+    def size(pair, scale=1):
+        return len(pair) * scale
+
+    assert spot.map(size, [(1, 2), (3, 4, 5)], progress=False) == [2, 3]
+
+
+def test_async_tuples_without_star_are_refused(spot) -> None:
+    @spot.mark
+    async def two(a, b):
+        return a + b
+
+    with pytest.raises(bs.ConfigurationError, match=r"star=True"):
+        asyncio.run(spot.amap(two, [(1, 2)]))

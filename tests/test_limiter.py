@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -453,3 +454,33 @@ sys.exit("asyncio" in sys.modules)
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+
+
+def test_a_paced_function_keeps_its_kind_and_streams_pay_before_their_first_item() -> None:
+    limiter, clock = fake_limiter(tpm=60)
+
+    @limiter(cost=2)
+    def tokens(n: int) -> Iterator[int]:
+        yield from range(n)
+
+    @limiter(cost=3)
+    async def async_tokens(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    @limiter(cost=1)
+    async def one() -> int:
+        return 1
+
+    assert inspect.isgeneratorfunction(tokens) and inspect.isasyncgenfunction(async_tokens)
+    assert inspect.iscoroutinefunction(one)
+    stream = tokens(3)
+    assert clock.now == 0  # nothing is spent until the stream is read
+    assert list(stream) == [0, 1, 2]
+
+    async def read() -> list[int]:
+        return [item async for item in async_tokens(2)] + [await one()]
+
+    assert asyncio.run(read()) == [0, 1, 1]
+    assert clock.now == 5  # each waited its turn: 2 tokens, then 3, then the coroutine's 1
+    assert limiter.reserve(1).start == 6

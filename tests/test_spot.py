@@ -513,6 +513,14 @@ def test_minimal_user_backends_work_as_full_caches(workdir: Path):
         blob.invalidate(1)
 
 
+def test_retention_on_a_backend_that_cannot_expire_records_is_refused(workdir: Path):
+    spot = bs.Spot("user", db=MinimalDB(), storage=MinimalStorage())
+    with pytest.raises(bs.NotSupportedError, match=r"retention= needs .* save_record"):
+        spot.mark(retention="1s")(lambda x: x)
+    with pytest.raises(bs.NotSupportedError, match="retention="):
+        bs.Spot("user", db=MinimalDB(), retention="7d").mark(lambda x: x)
+
+
 def test_import_does_not_pull_heavy_or_backend_libraries():
     import subprocess
     import sys
@@ -528,3 +536,29 @@ def test_import_does_not_pull_heavy_or_backend_libraries():
         env={**os.environ, "PYTHONPATH": str(Path(bs.__file__).parents[1])},
     )  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_repr_names_the_backends_not_their_memory_addresses(workdir: Path) -> None:
+    spot = bs.Spot("api", tpm=60, memory_cache=10)
+    try:
+        shown = repr(spot)
+    finally:
+        spot.close()
+    assert shown == (
+        f"Spot('api', db=SQLiteTaskDB({str(workdir / 'api.db')!r}), "
+        f"storage=LocalStorage({str(workdir / 'api_blobs')!r}), "
+        "limiter=Limiter(tpm=60, burst=0), "
+        "memory_cache=MemoryCache(max_entries=10, max_bytes=None))"
+    )
+    assert " at 0x" not in shown
+    assert not (workdir / "api_blobs").exists()  # the blob folder comes with the first blob
+
+
+def test_repr_of_a_url_backend_hides_its_password(workdir: Path) -> None:
+    pytest.importorskip("fsspec")
+    spot = bs.Spot("remote", storage="memory://user:s3cret@bucket/blobs", lease=30)
+    try:
+        shown = repr(spot)
+    finally:
+        spot.close()
+    assert "s3cret" not in shown and "lease=30" in shown and " at 0x" not in shown

@@ -100,6 +100,7 @@ class MarkOptions:
     ignore: frozenset[str]
     lease_seconds: float | None = None  # None: no lease (see beautyspot.lease)
     lease_wait: float = DEFAULT_LEASE_WAIT
+    paced: bool = True  # False: computes without the Spot's rate on purpose (no warning)
 
 
 class BoundCall(NamedTuple):
@@ -151,6 +152,9 @@ class MarkedCall:
             self.identity.key, options.version, key_names, registered, recent_entries=recent
         )
         self._stale_code_reported = False
+        # A Spot with a rate, and a function that may be expected to use it: warn at the first
+        # miss that spent no tokens (tpm= alone paces nothing; see Spot.mark's paced=).
+        self._unpaced_unreported = options.paced and spot._limiter is not None
         # A call passing every key argument positionally needs no binding at all.
         self._positional_arity = (
             len(self._names)
@@ -167,6 +171,13 @@ class MarkedCall:
         marked: a function of a script's ``__main__`` shipped by value to a cluster worker
         (cloudpickle) would otherwise be identified there as code without a stable name."""
         return (type(self), (self.spot, self.func, self.options, self.identity))
+
+    def repaced(self, paced: Callable[..., Any]) -> Any:
+        """This marked function again, computing through ``paced``: a limiter's wrapper of
+        :attr:`func` (a limiter written above ``@spot.mark`` so paces misses only)."""
+        from beautyspot.spot import _marked_function  # spot.py imports this module
+
+        return _marked_function(MarkedCall(self.spot, paced, self.options, self.identity))
 
     def __beautyspot_key__(self) -> tuple[str, str | None]:
         """A marked function captured by another one, or passed as an argument, is keyed by
@@ -331,6 +342,8 @@ class MarkedCall:
                 yield IO, (self._record_failure, call, value)
             raise value
         self._tally.count_miss(self.func_id)
+        if self._unpaced_unreported and not spent:
+            self._warn_unpaced()
         encoded = self._encode(value)
         cost = float(sum(spent)) if spent else None
         yield IO, (self._store, call, encoded, duration, cost)
@@ -419,6 +432,17 @@ class MarkedCall:
             f"version); they are served because version={self.options.version!r} did not "
             "change. Pass a new version= to recompute, or version='auto' to recompute whenever "
             "the code changes"
+        )
+
+    def _warn_unpaced(self) -> None:
+        """Warn once that a Spot's rate limit did not pace this function: ``tpm=`` states a
+        budget, but only the function can say what a call costs."""
+        self._unpaced_unreported = False
+        _warn(
+            f"{self.func_id} was computed without spending any of the rate limit of Spot "
+            f"{self.spot.name!r} ({self.spot._limiter!r}): a Spot's tpm= paces nothing by "
+            "itself. Add @spot.limiter(cost=...) to the function (tokens per call, or a "
+            "callable of its arguments), or mark it with paced=False if it needs no pacing"
         )
 
     def _decode(self, cache_key: str, data: bytes) -> tuple[Any, bytes] | None:

@@ -44,6 +44,10 @@ class MemoryCache:
         """Pickles by its bounds: a process that unpickles it starts with an empty tier."""
         return (type(self), (self.max_entries, self.max_bytes))
 
+    def __repr__(self) -> str:
+        bounds = f"max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r}"
+        return f"{type(self).__name__}({bounds})"
+
     def __len__(self) -> int:
         return len(self._entries)
 

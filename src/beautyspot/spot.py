@@ -209,7 +209,21 @@ class Spot:
         return (folder / f"{self.name}_blobs").resolve()
 
     def __repr__(self) -> str:
-        return f"Spot({self.name!r}, db={self.db!r}, storage={self.storage!r})"
+        """Its name and backends (URLs without passwords), and the settings that differ from
+        the defaults.
+
+        >>> import tempfile, beautyspot as bs
+        >>> bs.Spot("api", db=tempfile.mkdtemp() + "/api.db", tpm=60)  # doctest: +ELLIPSIS
+        Spot('api', db=SQLiteTaskDB('.../api.db'), storage=LocalStorage('...'), limiter=...)
+        """
+        settings = [f"db={self.db!r}", f"storage={self.storage!r}"]
+        if self._limiter is not None:
+            settings.append(f"limiter={self._limiter!r}")
+        if self.memory is not None:
+            settings.append(f"memory_cache={self.memory!r}")
+        if self.lease_seconds is not None:
+            settings.append(f"lease={self.lease_seconds:g}")
+        return f"{type(self).__name__}({self.name!r}, {', '.join(settings)})"
 
     # -- decorators -------------------------------------------------------------------------
 
@@ -230,6 +244,7 @@ class Spot:
         ignore: Iterable[str] = ...,
         lease: bool | float | None = ...,
         lease_wait: float = ...,
+        paced: bool = ...,
     ) -> Callable[[Callable[P, R]], MarkedFunction[P, R]]: ...
 
     def mark(
@@ -246,6 +261,7 @@ class Spot:
         ignore: Iterable[str] = (),
         lease: bool | float | None = _INHERIT,
         lease_wait: float = _INHERIT,
+        paced: bool = True,
     ) -> Any:
         """Make ``func``'s results persistent: computed once per distinct input, ever.
 
@@ -262,6 +278,10 @@ class Spot:
         :param lease: compute a missing key once across processes and hosts (True, or the
             lease's seconds); needs a TaskDB with leases. Default: the Spot's setting.
         :param lease_wait: seconds to wait for another caller's lease before computing here.
+        :param paced: on a Spot with a rate (``tpm=``), the first miss that spends no tokens
+            warns, since ``tpm=`` alone paces nothing: pace the function with
+            ``@spot.limiter(cost=...)`` (above or below ``@spot.mark``: only misses pay), or
+            pass ``paced=False`` to say it needs no pacing.
         """
         if keygen is not None:
             if input_key_fn is not None:
@@ -279,6 +299,8 @@ class Spot:
             raise ConfigurationError(f"content_type={content_type!r}: give a MIME type string")
         if isinstance(ignore, str):
             ignore = (ignore,)
+        if not isinstance(paced, bool):
+            raise ConfigurationError(f"paced={paced!r}: give True or False")
         options = MarkOptions(
             save_blob=save_blob,
             input_key_fn=input_key_fn,
@@ -290,6 +312,7 @@ class Spot:
             ignore=frozenset(ignore),
             lease_seconds=self.lease_seconds if lease is _INHERIT else lease_seconds(lease),
             lease_wait=self.lease_wait if lease_wait is _INHERIT else _lease_wait(lease_wait),
+            paced=paced,
         )
 
         def decorate(target: Callable[..., Any]) -> MarkedFunction[Any, Any]:
@@ -314,6 +337,13 @@ class Spot:
             raise NotSupportedError(
                 f"lease= needs a TaskDB with leases; {type(self.db).__name__} has none: "
                 "implement acquire_lease, renew_lease and release_lease, or drop lease="
+            )
+        if options.retention_seconds is not None and not _keeps_expiry(self.db):
+            # Its records would never expire: an expired result would go on being served.
+            raise NotSupportedError(
+                f"retention= needs a TaskDB that stores expiry; {type(self.db).__name__} keeps "
+                "only what save() takes: implement save_record(record) (it carries "
+                "expires_at), or drop retention="
             )
         marked = MarkedCall(self, func, options)
         free_variables = getattr(getattr(func, "__code__", None), "co_freevars", ())
@@ -341,7 +371,8 @@ class Spot:
 
     def limiter(self, cost: float | Callable[..., float] = 1) -> Callable[[Callable[P, R]], Any]:
         """Pace a function at the Spot's ``tpm``; ``cost`` is tokens per call, or a callable
-        of the call's arguments. Put it under ``@spot.mark`` so cache hits cost nothing.
+        of the call's arguments. Above or below ``@spot.mark``, only misses pay: a cache hit
+        costs nothing.
         """
         if self._limiter is None:
             raise ConfigurationError(
@@ -404,6 +435,10 @@ def _rebuilt_spot(
 def _has_leases(db: TaskDB) -> bool:
     methods = ("acquire_lease", "renew_lease", "release_lease")
     return all(getattr(type(db), m) is not getattr(TaskDB, m) for m in methods)
+
+
+def _keeps_expiry(db: TaskDB) -> bool:
+    return type(db).save_record is not TaskDB.save_record
 
 
 def _lease_wait(seconds: float) -> float:

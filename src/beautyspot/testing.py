@@ -25,9 +25,10 @@ pytest runs every test of the contract against it::
 - :class:`StorageContract`: ``save`` and ``load``; :class:`FullStorageContract` adds
   ``delete``, ``iter_locations`` and ``stat``.
 
-Tests that use processes pickle the backend (backends pickle by configuration, see DESIGN.md
-§8); one that cannot be pickled skips them with the reason. Importing this module imports
-pytest: it is for test suites, never imported by beautyspot itself.
+Tests that use processes pickle the backend (built-in backends pickle by configuration: paths
+and URLs, never open connections); one that cannot be pickled skips them with the reason.
+Importing this module imports pytest: it is for test suites, never imported by beautyspot
+itself.
 """
 
 from __future__ import annotations
@@ -468,6 +469,7 @@ class StatsTaskDBContract(TaskDBContract):
         assert stats["tokens_saved"] == pytest.approx(10.0 * 3)
         rows = {row["cache_key"]: row for row in db.find_records(RecordQuery())[0]}
         assert (rows["k1"]["hits"], rows["k2"]["hits"]) == (3, 1)
+        assert (db.get("k1") or {}).get("hits") == 3  # `beautyspot show` reads them here
 
     def test_sizes_are_summed_by_placement(self, db: TaskDB) -> None:
         db.save_record(record("i1", result_data=b"abc", size=3))

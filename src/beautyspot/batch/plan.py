@@ -27,6 +27,7 @@ __all__ = [
     "calls_of",
     "captured",
     "check_marked",
+    "check_one_argument",
     "new_batch",
     "positive",
 ]
@@ -128,6 +129,21 @@ def check_marked(fn: Any, *, asynchronous: bool) -> None:
         fix = "await spot.amap(fn, items)" if not asynchronous else "spot.map(fn, items)"
         kind = "an async def function" if not asynchronous else "not an async def function"
         raise TypeError(f"fn ({fn.__qualname__}) is {kind}: use {fix}")
+
+
+def check_one_argument(fn: Any, item: Any) -> None:
+    """Refuse, before anything runs, a batch whose items cannot each be ``fn``'s only
+    argument: every item would fail the same way, and no re-run could do better."""
+    signature = fn._marked_call.signature
+    try:
+        signature.bind(item)
+    except TypeError as exc:
+        example = "(1, 2)" if isinstance(item, (tuple, list)) else "(x, y)"
+        raise ConfigurationError(
+            f"{fn.__name__}{signature} cannot take each item as its only argument ({exc}): "
+            f"pass star=True to unpack items such as {example} as positional arguments, or "
+            "dicts as keyword arguments"
+        ) from None
 
 
 # -- the batch: its state and its rules, shared by both drivers ------------------------------
@@ -246,9 +262,8 @@ class Batch:
         batch stopped."""
         if self.error is not None:
             reason = f"{type(self.error).__name__}: {self.error}".splitlines()[0][:120]
-            self.reporter.say(
-                summary(self.label, self.progress, f"stopped at a failure ({reason})")
-            )
+            why = f"stopped at a failure ({reason})"
+            self.reporter.say(summary(self.label, self.progress, why, failed=True))
             raise self.error
         return self.results
 
@@ -268,5 +283,7 @@ def new_batch(
     calls = calls_of(items, star)
     if not calls:
         return None
+    if not star:
+        check_one_argument(fn, calls[0].args[0])
     reporter = Reporter(progress, fn.__name__, len(calls))
     return Batch(f"{kind}({fn.__name__})", calls, window, bool(return_exceptions), reporter, policy)

@@ -45,18 +45,20 @@ class Progress:
         return self.total - self.done - self.failed
 
 
-def summary(label: str, progress: Progress, why: str) -> str:
-    """The one line a stopped batch leaves on stderr: where it stands, how to resume.
+def summary(label: str, progress: Progress, why: str, *, failed: bool = False) -> str:
+    """The one line a stopped batch leaves on stderr: where it stands, how to resume. A batch
+    stopped by a failure resumes once that failure is fixed (or was passing).
 
     >>> print(summary("map(ask)", Progress(total=10, done=5, cached=2, failed=1), "interrupted"))
     ... # doctest: +NORMALIZE_WHITESPACE
     beautyspot: map(ask) interrupted: 5 of 10 done (2 from the cache), 1 failed,
     4 not started. Run the same code again to resume: only the 5 not done will run.
     """
+    again = "Fix the failure and run" if failed else "Run"
     return (
         f"beautyspot: {label} {why}: {progress.done} of {progress.total} done "
         f"({progress.cached} from the cache), {progress.failed} failed, "
-        f"{progress.not_started} not started. Run the same code again to resume: only the "
+        f"{progress.not_started} not started. {again} the same code again to resume: only the "
         f"{progress.total - progress.done} not done will run."
     )
 

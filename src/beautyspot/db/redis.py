@@ -250,11 +250,19 @@ class RedisTaskDB(TaskDB):
     def get(self, cache_key: str) -> dict[str, Any] | None:
         """Every field of the record under ``cache_key`` (None for the missing ones), or
         ``None`` when there is no record (or the server has expired it)."""
+        key = cache_key.encode()
         try:
-            raw = self._client.hgetall(self._record_prefix + cache_key.encode())
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._record_prefix + key)
+                pipe.hget(self._hits, key)  # kept apart, as SQLite keeps them in a column
+                raw, hits = pipe.execute()
         except redis.RedisError as exc:
             self._fail(exc, "read a record")
-        return _record_of(cache_key, raw) if raw else None
+        if not raw:
+            return None
+        record = _record_of(cache_key, raw)
+        record["hits"] = int(hits or 0)
+        return record
 
     def lookup(self, cache_key: str) -> tuple[Any, ...] | None:
         """The :class:`~beautyspot.db.base.HitRow` fields as a plain tuple, in one round trip:

@@ -169,25 +169,43 @@ class BaseLimiter(ABC):
                 f"a limiter decorates a function, got {func!r}; pass the cost by keyword: "
                 "@limiter(cost=5)"
             )
+        marked = getattr(func, "_marked_call", None)
+        if marked is not None:
+            # Above @spot.mark, pace what the marked function computes, not the call: hits
+            # stay free whichever order the decorators are written in.
+            return marked.repaced(self._decorate(marked.func, cost=cost))  # type: ignore[no-any-return]
         cost_of = cost if callable(cost) else lambda *_args, **_kwargs: cost
-
+        # The wrapper is of the same kind as the function (callers and @spot.mark tell
+        # coroutines and streams by it); an async one awaits its turn, never blocking the loop.
+        paced: Any
         if inspect.iscoroutinefunction(func):
 
-            @functools.wraps(func)
-            async def paced_async(*args: Any, **kwargs: Any) -> Any:
+            async def paced(*args: Any, **kwargs: Any) -> Any:
                 await self.acquire_async(cost_of(*args, **kwargs))
                 return await func(*args, **kwargs)
 
-            paced_async.__beautyspot_transparent__ = True  # type: ignore[attr-defined]
-            return paced_async  # type: ignore[return-value]
+        elif inspect.isasyncgenfunction(func):
 
-        @functools.wraps(func)
-        def paced(*args: Any, **kwargs: Any) -> Any:
-            self.acquire(cost_of(*args, **kwargs))
-            return func(*args, **kwargs)
+            async def paced(*args: Any, **kwargs: Any) -> Any:
+                await self.acquire_async(cost_of(*args, **kwargs))
+                async for item in func(*args, **kwargs):
+                    yield item
 
-        paced.__beautyspot_transparent__ = True  # type: ignore[attr-defined]
-        return paced  # type: ignore[return-value]
+        elif inspect.isgeneratorfunction(func):
+
+            def paced(*args: Any, **kwargs: Any) -> Any:
+                self.acquire(cost_of(*args, **kwargs))
+                return (yield from func(*args, **kwargs))
+
+        else:
+
+            def paced(*args: Any, **kwargs: Any) -> Any:
+                self.acquire(cost_of(*args, **kwargs))
+                return func(*args, **kwargs)
+
+        functools.update_wrapper(paced, func)
+        paced.__beautyspot_transparent__ = True
+        return paced  # type: ignore[no-any-return]
 
     def __enter__(self) -> BaseLimiter:
         self.acquire()

@@ -12,6 +12,7 @@ import inspect
 import time
 from typing import Any
 
+from beautyspot._registry import redacted
 from beautyspot.errors import ConfigurationError, StorageError
 from beautyspot.limiter.base import BaseLimiter
 from beautyspot.limiter.gcra import Slot
@@ -44,9 +45,10 @@ def _client_from(url_or_client: Any) -> Any:
     if is_redis_url(url_or_client):
         try:
             import redis
-        except ImportError as exc:  # pragma: no cover - redis is a dev dependency
-            raise ImportError(
-                "RedisLimiter needs the redis package: pip install 'beautyspot[redis]'"
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"a Redis limiter ({redacted(url_or_client)!r}) needs redis, which is not "
+                'installed: pip install "beautyspot[redis]"'
             ) from exc
         # Connect and read timeouts: a dead server is an error within seconds, never a hang.
         return redis.Redis.from_url(

@@ -58,6 +58,9 @@ class LocalStorage(BlobStorageBase):
         """Pickles by configuration: its folder."""
         return (type(self), (str(self.root),))
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r})"
+
     @classmethod
     def from_url(cls, url: str, *, namespace: str | None = None) -> LocalStorage:
         """Build from ``file:///absolute/folder`` (percent-escapes decoded). A folder is its
