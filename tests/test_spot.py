@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 import sqlite3
 import threading
@@ -278,16 +279,16 @@ def test_spot_retention_is_inherited_and_overridable(workdir: Path):
     assert spot.db.get(forever.cache_key())["expires_at"] is None
 
 
-def test_generators_are_rejected_at_decoration(spot: bs.Spot):
+def test_generator_functions_are_marked_as_streams_of_their_own_kind(spot: bs.Spot):
     def gen():
         yield 1
 
     async def agen():
         yield 1
 
-    for func in (gen, agen):
-        with pytest.raises(TypeError, match="generator"):
-            spot.mark(func)
+    assert inspect.isgeneratorfunction(spot.mark(gen))
+    assert inspect.isasyncgenfunction(spot.mark(agen))
+    assert list(spot.mark(gen)()) == [1]  # more in tests/test_stream.py
 
 
 def test_project_task_is_mark_with_one_deprecation_warning(workdir: Path, monkeypatch):

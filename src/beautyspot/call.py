@@ -113,6 +113,14 @@ class BoundCall(NamedTuple):
     cache_key: str
 
 
+class Encoded(NamedTuple):
+    """A RUN step's result that its driver encoded as it came (a stream's items, see
+    :mod:`beautyspot.stream`): the bytes to store, or why they cannot be stored."""
+
+    data: bytes | None
+    error: SerializationError | None = None
+
+
 class MarkedCall:
     """Everything a marked function needs per call, prepared once at decoration time."""
 
@@ -490,6 +498,11 @@ class MarkedCall:
             return None
 
     def _encode(self, value: Any) -> bytes:
+        if type(value) is Encoded:
+            if value.error is not None:
+                raise value.error
+            assert value.data is not None
+            return value.data
         try:
             return self.spot.serializer.dumps(value)
         except SerializationError as exc:

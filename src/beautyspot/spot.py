@@ -25,6 +25,7 @@ from beautyspot.retention import Retention, retention_seconds
 from beautyspot.serializer import Serializer
 from beautyspot.stats import Tally
 from beautyspot.storage import BlobStorageBase, storage_from
+from beautyspot.stream import stream_kind, streaming_wrapper
 
 __all__ = ["DEFAULT_BLOB_THRESHOLD", "MarkedFunction", "Project", "Spot"]
 
@@ -85,6 +86,8 @@ def _marked_function(marked: MarkedCall) -> Any:
             return await marked.run_async(args, kwargs)
 
         wrapper: Any = call_async
+    elif stream_kind(marked.func) is not None:  # a generator function: see beautyspot.stream
+        wrapper = streaming_wrapper(marked)
     else:
 
         def call_sync(*args: Any, **kwargs: Any) -> Any:
@@ -265,6 +268,9 @@ class Spot:
     ) -> Any:
         """Make ``func``'s results persistent: computed once per distinct input, ever.
 
+        ``func`` may be a plain or ``async def`` function, or a generator function of either
+        kind, whose items stream on a miss and replay on a hit (see :mod:`beautyspot.stream`).
+
         :param save_blob: None = by size (``blob_threshold``), True = always blob storage,
             False = always inline in the TaskDB. Default: the Spot's setting.
         :param input_key_fn: compute the key yourself from the call's arguments (e.g.
@@ -328,11 +334,6 @@ class Spot:
             return type(func)(self._mark_function(func.__func__, options))
         if not callable(func):
             raise TypeError(f"spot.mark decorates a function, not {type(func).__name__}")
-        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-            raise TypeError(
-                f"{func.__qualname__} is a generator function: its items cannot be cached as "
-                "one result. Return a list instead, or mark a function that builds one."
-            )
         if options.lease_seconds is not None and not _has_leases(self.db):
             raise NotSupportedError(
                 f"lease= needs a TaskDB with leases; {type(self.db).__name__} has none: "

@@ -125,6 +125,11 @@ def check_marked(fn: Any, *, asynchronous: bool) -> None:
             f"fn must be a function decorated with @spot.mark, got {fn!r}: mark it first, "
             "so each finished item is saved and a re-run skips it"
         )
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise ConfigurationError(
+            f"fn ({fn.__qualname__}) is a generator function, and a batch does not run "
+            "streams: collect with list(fn(x)) in a normal marked function, or iterate the stream"
+        )
     if inspect.iscoroutinefunction(fn) != asynchronous:
         fix = "await spot.amap(fn, items)" if not asynchronous else "spot.map(fn, items)"
         kind = "an async def function" if not asynchronous else "not an async def function"
