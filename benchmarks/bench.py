@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import hashlib
 import inspect
@@ -92,6 +93,11 @@ async def atiny(number: int) -> int:
 def one_mebibyte(number: int) -> bytes:
     """A function whose result is 1 MiB of bytes."""
     return PAYLOAD
+
+
+def labelled(number: int, label: str = "item", scale: float = 1.5) -> float:
+    """A three-argument function (two of them defaults) of the digests case."""
+    return number * scale
 
 
 def keyed(array: Any) -> int:
@@ -871,7 +877,8 @@ def _bulk_dashboard_records(path: Path, count: int) -> None:
         data = serializer.dumps(text)
         payloads.append((data, checksum_of(data, cryptographic=False)))
     weights = [share for *_, share, _ in DASHBOARD_FUNCTIONS]
-    columns = (*TaskRecord._fields, "hits")
+    # Records as a store keeps them, but without per-argument digests (they predate them).
+    columns = (*(name for name in TaskRecord._fields if name != "arg_digests"), "hits")
     insert = f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     began = time.time() - count * 0.05
 
@@ -914,6 +921,85 @@ def _newest_keys(path: Path, limit: int) -> list[str]:
     return [key for (key,) in rows]
 
 
+#: The digests case's timings are ratios near 1, so it takes this many times the repeats.
+DIGEST_REPEATS = 3
+#: Arrays of the digests case's array row: 1 MiB each.
+DIGEST_ARRAYS, DIGEST_ARRAY_ITEMS = 20, 131_072
+
+
+def case_digests(run: Run) -> list[Row]:
+    """Misses with per-argument digests (what ``explain`` reads) against misses without
+    them (the records' digests switched off): one int, three arguments, a 1 MiB array."""
+    import numpy as np
+
+    sizes = run.sizes
+    ints = list(range(sizes.ints))
+    arrays = [np.full(DIGEST_ARRAY_ITEMS, i, dtype=np.float64) for i in range(DIGEST_ARRAYS)]
+    warm = [np.full(DIGEST_ARRAY_ITEMS, -1.0 - i) for i in range(2)]
+    workloads = {
+        "small miss, 1 argument": (tiny, ints, list(range(-8, 0))),
+        "small miss, 3 arguments": (labelled, ints, list(range(-8, 0))),
+        "1 MiB array argument miss": (keyed, arrays, warm),
+    }
+    rows = []
+    for label, (func, inputs, warm_up) in workloads.items():
+        runners = {
+            digests: digest_runner(run.scratch, func, inputs, warm_up, digests=digests)
+            for digests in ("with", "without")
+        }
+        times = race(runners, sizes.repeats * DIGEST_REPEATS)
+        limit = None if "array" in label else 1.05
+        row = times.row(f"digests / {label} (ref: no digests)", "with", "without", limit)
+        alone = digest_cost(run.scratch, func, inputs)
+        note = f"computing them alone: {alone:.2f} µs a miss ({alone / row.reference:.1%})"
+        rows.append(dataclasses.replace(row, note=note))
+    return rows
+
+
+def digest_cost(scratch: Scratch, func: Callable[..., Any], inputs: list[Any]) -> float:
+    """Microseconds the per-argument digests of one miss take by themselves: the figure the
+    ratio measures, without the noise of the rest of a miss."""
+    import beautyspot as bs
+    from beautyspot.explain import record_digests
+
+    spot = bs.Spot("digests", db=scratch.folder("digest-cost") / "cost.db")
+    try:
+        marked = spot.mark(func)._marked_call
+        calls = [marked.bind((value,), {}) for value in inputs]
+        return statistics.median(
+            timed(lambda: [record_digests(marked, call) for call in calls], len(calls))
+            for _ in range(5)
+        )
+    finally:
+        spot.close()
+
+
+def digest_runner(
+    scratch: Scratch, func: Callable[..., Any], inputs: list[Any], warm_up: list[Any], digests: str
+) -> Callable[[], float]:
+    """Misses of ``func`` on ``inputs`` in a fresh store; ``digests="without"`` switches the
+    records' per-argument digests off while it runs."""
+    from _peers import MEMOIZERS
+
+    import beautyspot.call
+
+    def run() -> float:
+        folder = scratch.folder(f"digests-{digests}")
+        memoized, close = MEMOIZERS["beautyspot"](folder, func)
+        kept = beautyspot.call.record_digests
+        if digests == "without":
+            beautyspot.call.record_digests = lambda marked, call: None
+        try:
+            call_each(memoized, warm_up)()
+            return timed(call_each(memoized, inputs), len(inputs))
+        finally:
+            beautyspot.call.record_digests = kept
+            close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return run
+
+
 CASES: dict[str, Callable[[Run], list[Row]]] = {
     "hit": case_hit,
     "miss": case_miss,
@@ -924,6 +1010,7 @@ CASES: dict[str, Callable[[Run], list[Row]]] = {
     "growth": case_growth,
     "processes": case_processes,
     "key": case_key,
+    "digests": case_digests,
     "import": case_import,
     "dashboard": case_dashboard,
 }

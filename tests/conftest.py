@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +61,15 @@ def fake_limiter(tpm: float, burst: float | None = None) -> tuple[bs.Limiter, Fa
     clock = FakeClock()
     limiter = bs.Limiter(tpm, burst, clock=clock, sleep=clock.sleep, async_sleep=clock.async_sleep)
     return limiter, clock
+
+
+def sqlite_dump(path: Path) -> list[str]:
+    """Everything a SQLite file holds, as SQL: equal dumps mean an untouched database."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
 
 
 def nobody() -> tuple[int, int] | None:

@@ -163,7 +163,8 @@ def test_console_script_is_installed_and_prints_help():
     done = run("--help")
     assert done.returncode == 0
     assert "usage: beautyspot" in done.stdout and "exit status" in done.stdout
-    for command in ("ls", "show", "stats", "clear", "prune", "gc", "export", "ui", "version"):
+    for command in ("ls", "show", "explain", "stats", "clear", "prune", "gc", "export", "ui",
+                    "version"):  # fmt: skip
         assert command in done.stdout
 
 
@@ -198,6 +199,7 @@ def test_no_command_is_a_usage_error(capsys):
     [
         ("ls", "--failed"),
         ("show", "beautyspot_register(serializer)"),
+        ("explain", "fn.explain(...)"),
         ("stats", "Time saved"),
         ("clear", "--yes"),
         ("prune", "--older-than"),

@@ -164,6 +164,7 @@ def fill(folder: Path, images: dict[str, bytes]) -> dict[str, str]:
     with contextlib.suppress(ValueError):
         failing("some text")
     keys["victim"] = embedder.cache_key(0)
+    keys["explained"] = embedder.cache_key(1)
     data = spot.serializer.dumps("tampered")
     spot.db.save_record(
         TaskRecord(
@@ -639,6 +640,22 @@ def test_failures_show_the_error_and_its_traceback(page: Any, site: dict[str, An
     _wait_total(page, r"^1 failure$")
     page.locator('[data-testid="records"] tbody tr').first.click()
     page.locator('[data-testid="traceback"]').wait_for()
+    _not_pwned(page)
+
+
+@in_browser
+def test_the_record_view_explains_the_record_escaped(page: Any, site: dict[str, Any]):
+    page.goto(f"{site['url']}/record?key={site['keys']['explained']}")
+    explained = page.locator('[data-testid="explain"]')
+    explained.wait_for()
+    text = explained.inner_text()
+    assert "i            1 (int)" in text  # its argument, from the record's digests
+    assert re.search(r"argument i: other \d+ \(int\), this 1 \(int\)", text)  # a neighbour
+    # A function name and version written into the file are shown as text, never as markup.
+    page.goto(f"{site['url']}/record?key={site['keys']['tampered']}")
+    explained.wait_for()
+    assert f"function   {TAMPERED}" in explained.inner_text()
+    assert explained.locator("img, script").count() == 0
     _not_pwned(page)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import sqlite_dump
 
 import beautyspot as bs
 from beautyspot.cachekey import plan
@@ -51,6 +52,9 @@ V1_FAILURE_COLUMNS = (
 HIT_COLUMNS = (
     "result_type", "result_value", "result_data", "checksum", "expires_at", "code_fingerprint",
 )  # fmt: skip
+
+#: The schema version a file has once opened by this beautyspot.
+LATEST = len(MIGRATIONS)
 
 PAST, NOW, FUTURE = 1_700_000_100.0, 1_800_000_000.0, 2_000_000_000.0
 BIG = bytes(range(256)) * 800  # 200 KB inline: overflow pages in the new b-tree
@@ -139,7 +143,7 @@ def build_v1(
 
 def migrated(row: dict[str, Any]) -> dict[str, Any]:
     """What a version-1 row must read as after the migration."""
-    return {**row, "code_fingerprint": None, "cost": None, "hits": 0}
+    return {**row, "code_fingerprint": None, "cost": None, "hits": 0, "arg_digests": None}
 
 
 def payload_of(found: Any) -> tuple[Any, ...]:
@@ -188,14 +192,6 @@ def has_rowid(path: Path, table: str = "tasks") -> bool:
     return True
 
 
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
-
-
 def old_layout_rows(path: Path) -> list[tuple[Any, ...]]:
     """The tasks as a version-1 reader sees them: its columns, in its order, by rowid."""
     return [
@@ -220,7 +216,7 @@ def v1_path(tmp_path: Path) -> Path:
 
 def test_released_version_1_step_is_unchanged() -> None:
     assert [" ".join(statement.split()) for statement in MIGRATIONS[0]] == list(RELEASED_V1)
-    assert len(MIGRATIONS) == 2, "a new schema step: add its migration tests here"
+    assert len(MIGRATIONS) == 3, "a new schema step: add its migration tests here"
 
 
 # --- 1. in-place migration keeps everything ----------------------------------------------
@@ -238,7 +234,7 @@ def test_version_1_file_is_migrated_in_place_with_every_value(
     db = SQLiteTaskDB(path)
     db.init_schema()
 
-    assert user_version(path) == 2
+    assert user_version(path) == LATEST
     assert path.stat().st_ino == inode  # in place, not a new file
     assert query(path, "PRAGMA journal_mode")[0][0] == "wal"
     assert integrity(path) == "ok"
@@ -295,11 +291,53 @@ def test_version_1_file_is_migrated_in_place_with_every_value(
     db.close()
     assert integrity(path) == "ok"
 
-    # Opening again is a no-op: already at version 2.
+    # Opening again is a no-op: already at the latest version.
     again = SQLiteTaskDB(path)
     assert again.count() == len(V1_TASKS) - len(expired)
     again.close()
-    assert user_version(path) == 2
+    assert user_version(path) == LATEST
+
+
+def test_version_2_file_gains_arg_digests_in_place_with_every_value(tmp_path: Path) -> None:
+    """Version 2 -> 3 only adds the arg_digests column: every value of every row stays, old
+    records read with no digests (explain says they predate them), new ones keep theirs."""
+    path = tmp_path / "tasks.db"
+    build_v1(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO tasks (cache_key, result_type, result_data, code_fingerprint, func_name, "
+            "input_id, version, cost, hits, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("e1" * 16, "inline", b"v2", "fp-2", "pkg.mod.fn", "9" * 32, "v2", 2.5, 7, 1.75e9),
+        )
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    inode = path.stat().st_ino
+    before = [typed(row) for row in query(path, "SELECT * FROM tasks ORDER BY cache_key")]
+    failures = [tuple(row) for row in query(path, "SELECT * FROM failures ORDER BY id")]
+
+    db = SQLiteTaskDB(path)
+    db.init_schema()
+
+    assert user_version(path) == LATEST == 3
+    assert path.stat().st_ino == inode
+    assert integrity(path) == "ok"
+    after = [typed(row) for row in query(path, "SELECT * FROM tasks ORDER BY cache_key")]
+    assert after == [{**row, "arg_digests": ("NoneType", None)} for row in before]
+    assert [tuple(row) for row in query(path, "SELECT * FROM failures ORDER BY id")] == failures
+    assert db.get("e1" * 16)["hits"] == 7 and db.get("e1" * 16)["arg_digests"] is None
+    fresh = tmp_path / "fresh.db"
+    SQLiteTaskDB(fresh).init_schema()
+    assert sorted(columns(path)) == sorted(columns(fresh))
+    db.save_record(TaskRecord("f1" * 16, "fn", "in", None, "inline", None, None, b"x",
+                              arg_digests=b"\x92\x01\x81\xa1n\x01"))  # fmt: skip
+    assert db.get("f1" * 16)["arg_digests"] == b"\x92\x01\x81\xa1n\x01"
+    db.close()
 
 
 # --- 2. one transaction -------------------------------------------------------------------
@@ -324,7 +362,7 @@ def test_a_step_failing_half_way_leaves_the_version_1_file_exactly_as_it_was(
 ) -> None:
     # Position 1: after the new table is made; 2: after the copy; 3: after the old table is
     # dropped; 4: after the rename (the step ends in the bad statement).
-    before = dump(v1_path)
+    before = sqlite_dump(v1_path)
     rows = old_layout_rows(v1_path)
     monkeypatch.setattr(
         SQLiteTaskDB, "MIGRATIONS", broken_migrations(position, BAD_STATEMENTS[kind])
@@ -337,7 +375,7 @@ def test_a_step_failing_half_way_leaves_the_version_1_file_exactly_as_it_was(
         db.get("a1" * 16)  # a failed open is not remembered as done
 
     assert user_version(v1_path) == 1
-    assert dump(v1_path) == before  # tables, their SQL, every row and the failures
+    assert sqlite_dump(v1_path) == before  # tables, their SQL, every row and the failures
     assert has_rowid(v1_path)
     assert old_layout_rows(v1_path) == rows
     assert schema(v1_path) == {
@@ -351,7 +389,7 @@ def test_a_step_failing_half_way_leaves_the_version_1_file_exactly_as_it_was(
     assert db.count() == len(V1_TASKS)
     assert typed(db.get("c2" * 16)) == typed(migrated(V1_TASKS[-1]))
     db.close()
-    assert user_version(v1_path) == 2
+    assert user_version(v1_path) == LATEST
 
 
 @pytest.mark.parametrize(
@@ -378,14 +416,14 @@ def test_a_version_1_row_with_a_null_key_does_not_make_the_file_unopenable(
     path = tmp_path / "tasks.db"
     null_key = task(None, "inline", func_name="fn", result_data=b"x")
     build_v1(path, tasks=[*V1_TASKS, null_key])
-    before = dump(path)
+    before = sqlite_dump(path)
     try:
         SQLiteTaskDB(path).init_schema()
     except ConfigurationError as error:  # refused clearly and left alone: acceptable
         assert f"cannot upgrade task database {path} from schema version 1 to 2" in str(error)
-        assert dump(path) == before
+        assert sqlite_dump(path) == before
     else:  # or migrated, every row that has a key kept
-        assert user_version(path) == 2
+        assert user_version(path) == LATEST
         keys = [row["cache_key"] for row in query(path, "SELECT cache_key FROM tasks")]
         assert set(keys) >= {row["cache_key"] for row in V1_TASKS}
 
@@ -470,7 +508,7 @@ def test_two_processes_open_one_version_1_file_at_once(spawn, tmp_path: Path) ->
             record = written(name, i)
             expected[record.cache_key] = typed({**record._asdict(), "hits": 0})
     for path in paths:
-        assert user_version(path) == 2
+        assert user_version(path) == LATEST
         assert not has_rowid(path)
         rows = query(path, "SELECT * FROM tasks")
         keys = [row["cache_key"] for row in rows]
@@ -594,7 +632,7 @@ def test_version_1_records_become_misses_never_wrong_hits(
 
     spot = bs.Spot("s", db=path, storage=storage.root)
     fn = spot.mark(compute)
-    assert user_version(path) == 2
+    assert user_version(path) == LATEST
     assert not fn.is_cached(7) and not fn.is_cached(9)
     assert [fn(7), fn(9)] == [{"fresh": 7}, {"fresh": 9}]
     assert [fn(7), fn(9)] == [{"fresh": 7}, {"fresh": 9}]  # stored under format-2 keys, hit

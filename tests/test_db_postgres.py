@@ -46,11 +46,11 @@ POSTGRES_URL = os.environ.get(
 )
 SECRET = "Sup3rSecretPw"
 
-#: SQLite's version-2 layout, column for column.
+#: SQLite's version-3 layout, column for column.
 TASK_COLUMNS = [
     "cache_key", "result_type", "result_value", "result_data", "checksum", "expires_at",
     "code_fingerprint", "func_name", "input_id", "version", "content_type", "size", "duration",
-    "created_at", "input_preview", "cost", "hits",
+    "created_at", "input_preview", "cost", "hits", "arg_digests",
 ]  # fmt: skip
 
 
@@ -141,7 +141,7 @@ class TestPostgresTaskDB(FullTaskDBContract, LeaseTaskDBContract, StatsTaskDBCon
         opened.close()
 
 
-def test_schema_mirrors_sqlite_and_is_version_1(db: Any, admin: Any, schema: str) -> None:
+def test_schema_mirrors_sqlite_and_is_version_2(db: Any, admin: Any, schema: str) -> None:
     columns = rows(
         admin,
         "SELECT column_name FROM information_schema.columns "
@@ -149,7 +149,7 @@ def test_schema_mirrors_sqlite_and_is_version_1(db: Any, admin: Any, schema: str
         (schema,),
     )
     assert [name for (name,) in columns] == TASK_COLUMNS
-    assert rows(admin, f"SELECT version FROM {schema}.beautyspot_schema") == [(1,)]
+    assert rows(admin, f"SELECT version FROM {schema}.beautyspot_schema") == [(1,), (2,)]
     indexes = {name for (name,) in rows(
         admin, "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (schema,)
     )}  # fmt: skip
@@ -270,7 +270,7 @@ def test_processes_initialise_a_fresh_database_at_once(spawn: Any, admin: Any) -
         problems = [results.get(timeout=60) for _ in workers]
         assert problems == [[]] * len(names)
         for schema in schemas:
-            assert rows(admin, f"SELECT version FROM {schema}.beautyspot_schema") == [(1,)]
+            assert rows(admin, f"SELECT version FROM {schema}.beautyspot_schema") == [(1,), (2,)]
             keys = rows(admin, f"SELECT cache_key FROM {schema}.beautyspot_tasks ORDER BY 1")
             assert keys == [(name,) for name in names]
     finally:
@@ -290,7 +290,37 @@ def test_a_newer_database_is_refused_untouched(db: Any, admin: Any, schema: str)
         newer.init_schema()
     assert SECRET not in str(info.value) and "***" in str(info.value)
     assert rows(admin, f"SELECT * FROM {schema}.beautyspot_tasks") == before
-    assert rows(admin, f"SELECT version FROM {schema}.beautyspot_schema") == [(1,), (7,)]
+    assert rows(admin, f"SELECT version FROM {schema}.beautyspot_schema") == [(1,), (2,), (7,)]
+
+
+def test_a_version_1_database_is_migrated_in_place_with_every_value(
+    url: str, admin: Any, schema: str
+) -> None:
+    """Version 1 -> 2 adds arg_digests; every value of a record saved before stays, and the
+    record reads as one that predates digests."""
+    with admin.transaction():
+        admin.execute(f"SET LOCAL search_path = {schema}")
+        admin.execute(postgres._SCHEMA_TABLE)
+        for statement in postgres.MIGRATIONS[0]:
+            admin.execute(statement)
+        admin.execute("INSERT INTO beautyspot_schema VALUES (1, 0)")
+    old = record("old", input_preview="n=1", cost=3.5, checksum="xxh3:00", size=3)
+    old_columns = [c for c in TaskRecord._fields if c != "arg_digests"]
+    admin.execute(
+        f"INSERT INTO {schema}.beautyspot_tasks ({', '.join(old_columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(old_columns))})",
+        [getattr(old, c) for c in old_columns],
+    )
+    admin.execute(f"UPDATE {schema}.beautyspot_tasks SET hits = 4")
+    migrated = PostgresTaskDB(url)
+    try:
+        stored = migrated.get("old")
+        assert stored == {**old.as_dict(), "hits": 4}  # arg_digests: None, as saved before
+        assert rows(admin, f"SELECT version FROM {schema}.beautyspot_schema") == [(1,), (2,)]
+        migrated.save_record(record("new", arg_digests=b"\x92\x01\x80"))
+        assert migrated.get("new")["arg_digests"] == b"\x92\x01\x80"
+    finally:
+        migrated.close()
 
 
 def test_tables_of_another_program_are_refused(url: str, admin: Any, schema: str) -> None:

@@ -20,6 +20,7 @@ from beautyspot.errors import (
     SerializationError,
     StorageError,
 )
+from beautyspot.explain import Explanation
 from beautyspot.limiter import Limiter
 from beautyspot.maintenance import GCReport
 from beautyspot.memory import MemoryCache
@@ -35,6 +36,7 @@ __all__ = [
     "BlobStorageBase",
     "CacheKeyError",
     "ConfigurationError",
+    "Explanation",
     "GCReport",
     "KeyGen",
     "Limiter",

@@ -29,6 +29,7 @@ from beautyspot.errors import (
     NotSupportedError,
     SerializationError,
 )
+from beautyspot.explain import record_digests
 from beautyspot.inflight import Outcome
 from beautyspot.integrity import checksum_of, matches
 from beautyspot.lease import DEFAULT_LEASE_WAIT, FIRST_POLL, Heartbeat, new_owner, next_poll
@@ -553,6 +554,7 @@ class MarkedCall:
                     expires_at=expires_at,
                     code_fingerprint=self.identity.fingerprint,
                     cost=cost,
+                    arg_digests=record_digests(self, call),  # for explain; a miss only
                     **placement,
                 )
             )

@@ -4,6 +4,7 @@ Commands (``beautyspot COMMAND --help`` tells more about each)::
 
     ls      DB               records, newest first (--failed: failed executions)
     show    DB KEY_PREFIX    one record: its metadata and its decoded value
+    explain DB KEY_PREFIX    one record's key parts and its nearest records, with what differs
     stats   DB               per function: records, hits, misses, failures, bytes, savings
     clear   DB               delete records (all, or --func/--version) and their blobs
     prune   DB --older-than  delete records created longer ago than a duration ("7d")
@@ -61,6 +62,7 @@ from beautyspot.errors import (
     SerializationError,
     StorageError,
 )
+from beautyspot.explain import explain_record
 from beautyspot.integrity import matches
 from beautyspot.maintenance import DEFAULT_OLDER_THAN, GCReport, collect_garbage
 from beautyspot.reading import CustomValue, Decoder, custom_codes
@@ -178,6 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("key", metavar="KEY_PREFIX", help="the key, or its first characters")
     _imports(show)
+
+    explain = command(
+        "explain",
+        "explain one record: its key parts and its nearest records of the same function",
+        "Shows the record's version, code fingerprint and per-argument digests (type and\n"
+        "value for small scalars), then the records of its function that come nearest,\n"
+        "each with what differs: the same report as fn.explain(...) in Python.\n"
+        "KEY_PREFIX as for `show`.",
+        run=_explain,
+    )
+    explain.add_argument("key", metavar="KEY_PREFIX", help="the key, or its first characters")
 
     command(
         "stats",
@@ -650,6 +663,20 @@ def _show(args: argparse.Namespace) -> int:
         raise _Exit(
             EXIT_NO_MATCH, f"{store.label}: no record's key starts with {prefix!r}{store.hint}"
         )
+
+
+def _explain(args: argparse.Namespace) -> int:
+    prefix = args.key.strip()
+    if not prefix:
+        raise _Exit(EXIT_USAGE, "give a key, or its first characters")
+    with _Store(args) as store:
+        record = store.db.get(prefix) or _record_by_prefix(store, prefix)
+        if record is None:
+            raise _Exit(
+                EXIT_NO_MATCH, f"{store.label}: no record's key starts with {prefix!r}{store.hint}"
+            )
+        print(_printable(str(explain_record(store.db, record)), keep_newlines=True))
+    return EXIT_OK
 
 
 def _record_by_prefix(store: _Store, prefix: str) -> Mapping[str, Any] | None:

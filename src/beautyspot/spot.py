@@ -16,6 +16,7 @@ from beautyspot import batch
 from beautyspot.call import MarkedCall, MarkOptions
 from beautyspot.db import SQLiteTaskDB, TaskDB, taskdb_from
 from beautyspot.errors import BeautyspotWarning, ConfigurationError, NotSupportedError
+from beautyspot.explain import Explanation, explainer
 from beautyspot.inflight import InFlight
 from beautyspot.lease import DEFAULT_LEASE_WAIT, lease_seconds
 from beautyspot.limiter import limiter_from
@@ -69,6 +70,10 @@ class MarkedFunction(Protocol[P, R]):
         """Forget this call's result so the next call recomputes; True if one was stored."""
         ...
 
+    def explain(self, *args: P.args, **kwargs: P.kwargs) -> Explanation:
+        """Whether this call would hit and, if not, why; runs and writes nothing."""
+        ...
+
     def map(self, items: Iterable[Any], /, **options: Any) -> list[Any]:
         """``spot.map(fn, items, ...)`` for this function (see :func:`beautyspot.batch.map`)."""
         ...
@@ -99,6 +104,7 @@ def _marked_function(marked: MarkedCall) -> Any:
     wrapper.cache_key = marked.cache_key
     wrapper.is_cached = marked.is_cached
     wrapper.invalidate = marked.invalidate
+    wrapper.explain = explainer(marked)
     wrapper.map = functools.partial(batch.map, wrapper)
     wrapper.amap = functools.partial(batch.amap, wrapper)
     return wrapper

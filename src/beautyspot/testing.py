@@ -227,6 +227,9 @@ class FullTaskDBContract(TaskDBContract):
             duration=1.25,
             created_at=1_700_000_000.5,
             expires_at=4_000_000_000.25,
+            code_fingerprint="0123456789abcdef",
+            cost=12.5,
+            arg_digests=b"\x92\x01\x81\xa1n\x00" + ALL_BYTES[:16],
         )
         db.save_record(record)
         stored = db.get("k1")
@@ -371,7 +374,7 @@ class StatsTaskDBContract(TaskDBContract):
         saved = record(
             "k1", input_preview="fn('hello')", checksum="xxh:00", size=4, duration=1.5,
             created_at=1_700_000_000.25, expires_at=4_000_000_000.5, code_fingerprint="fp",
-            cost=12.0,
+            cost=12.0, arg_digests=b"\x92\x01\x80\x00\xff",
         )  # fmt: skip
         db.save_record(saved)
         rows, total = db.find_records(RecordQuery())

@@ -17,6 +17,7 @@ from beautyspot._registry import redacted, scheme_of
 from beautyspot.db import SQLiteTaskDB, TaskDB
 from beautyspot.db.base import BLOB, INLINE, RECORD_ORDERS, RecordQuery
 from beautyspot.errors import NotSupportedError, SerializationError
+from beautyspot.explain import explain_record
 from beautyspot.integrity import matches
 from beautyspot.storage import BlobStorageBase, LocalStorage
 
@@ -169,6 +170,14 @@ class Source:
 
     def record(self, cache_key: str) -> Mapping[str, Any] | None:
         return self.db.get(cache_key)
+
+    def explanation(self, record: Mapping[str, Any]) -> str:
+        """The record explained (key parts, nearest records of its function), as text; an
+        error becomes text for the page."""
+        try:
+            return str(explain_record(self.db, record))
+        except Exception as error:  # the rest of the page stands without it
+            return f"cannot explain this record: {type(error).__name__}: {error}"
 
     def value_of(self, record: Mapping[str, Any]) -> Decoded:
         """The stored result of ``record``, decoded; errors become text for the page."""

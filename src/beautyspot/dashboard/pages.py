@@ -461,6 +461,10 @@ class Dashboard:
         with _test_id(ui.card().classes("w-full"), "value"):
             ui.label("Result").classes("text-sm text-gray-500")
             await self.show_value(record.get("content_type"), decoded)
+        explanation = await run.io_bound(self.source.explanation, record)
+        with ui.card().classes("w-full"):
+            ui.label("Key and nearest records (explain)").classes("text-sm text-gray-500")
+            _test_id(ui.label(explanation).classes("bs-pre"), "explain")
 
     def metadata(self, record: Mapping[str, Any], decoded: Decoded) -> None:
         checksum = {None: "none recorded", True: "ok", False: "MISMATCH: damaged bytes"}

@@ -79,6 +79,8 @@ class TaskRecord(NamedTuple):
     expires_at: float | None = None
     code_fingerprint: str | None = None
     cost: float | None = None  # the limiter tokens the computation spent, when paced
+    #: What ``explain`` knows of each key argument (:mod:`beautyspot.cachekey.digests`).
+    arg_digests: bytes | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()

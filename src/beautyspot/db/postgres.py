@@ -92,6 +92,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at timestamptz NOT NULL
         )""",
     ),
+    # Per-argument digests (explain): older records keep NULL, and explain says so.
+    ("ALTER TABLE beautyspot_tasks ADD COLUMN arg_digests bytea",),
 )
 
 # A live lease of another owner makes the upsert change nothing (rowcount 0).

@@ -74,8 +74,9 @@ def _same(raw: bytes) -> bytes:
 # How each stored field reads back; a field this version does not know is left out.
 _DECODERS: dict[str, Any] = {name: _text for name in _STORED_FIELDS}
 _DECODERS.update(
-    result_data=_same, size=int, duration=float, created_at=float, expires_at=float, cost=float
-)
+    result_data=_same, arg_digests=_same, size=int, duration=float, created_at=float,
+    expires_at=float, cost=float,
+)  # fmt: skip
 #: What a page of records shows of each record: every field but the result's bytes.
 _ROW_FIELDS = tuple(name for name in _STORED_FIELDS if name != "result_data")
 #: What stats read of each record.

@@ -110,6 +110,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at REAL NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # Per-argument digests (explain): older records keep NULL, and explain says so.
+    ("ALTER TABLE tasks ADD COLUMN arg_digests BLOB",),
 )
 
 # Constant SQL strings, so sqlite3's per-connection statement cache reuses prepared statements.
