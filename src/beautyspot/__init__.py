@@ -28,7 +28,7 @@ from beautyspot.serializer import Serializer
 from beautyspot.spot import MarkedFunction, Project, Spot
 from beautyspot.storage import BlobStorageBase
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BeautyspotError",
