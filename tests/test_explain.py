@@ -381,3 +381,22 @@ def test_the_cli_refuses_unknown_and_ambiguous_prefixes(
     assert cli.main(["explain", str(tmp_path / "keys.db"), "abd"]) == cli.EXIT_OK
     out = capsys.readouterr().out
     assert "(this record predates per-argument digests)" in out
+
+
+def test_input_key_fn_runs_once_per_miss_and_once_per_explain(spot: Any) -> None:
+    calls = []
+
+    def key_of(text: str) -> str:
+        calls.append(text)  # e.g. KeyGen.from_file_content, which reads the whole file
+        return text.lower()
+
+    @spot.mark(input_key_fn=key_of)
+    def shout(text: str) -> str:
+        return text.upper()
+
+    assert shout("Hi") == "HI"
+    assert calls == ["Hi"]  # keyed once; the record keeps the value without a second call
+    assert shout("hI") == "HI" and calls == ["Hi", "hI"]  # a hit: once
+    explained = shout.explain("Ho")
+    assert calls == ["Hi", "hI", "Ho"]
+    assert explained.reasons == ("argument input_key_fn: stored 'hi' (str), now 'ho' (str)",)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from beautyspot import cachekey
+from beautyspot.cachekey.digests import KeyedArguments
 from beautyspot.db.base import BLOB, INLINE, FailureRecord, TaskRecord
 from beautyspot.errors import (
     BeautyspotWarning,
@@ -237,6 +238,7 @@ class MarkedCall:
                     f"the input_key_fn of {self.func_id} returned a value that cannot be keyed; "
                     f"return a str, bytes, number or a tuple of them ({exc})"
                 ) from None
+            arguments = KeyedArguments(arguments, custom_key)
         else:
             input_id = cachekey.input_id(arguments, plan.walk())
         return input_id, plan.cache_key(input_id), arguments

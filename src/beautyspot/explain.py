@@ -24,6 +24,7 @@ from urllib.parse import quote
 from beautyspot import cachekey
 from beautyspot._registry import redacted
 from beautyspot.cachekey.digests import (
+    KeyedArguments,
     argument_entries,
     entries_equal,
     entry_type,
@@ -187,8 +188,11 @@ def record_digests(marked: MarkedCall, call: BoundCall) -> bytes | None:
 def _keyed_arguments(
     marked: MarkedCall, args: tuple[Any, ...], kwargs: dict[str, Any], arguments: Mapping[str, Any]
 ) -> Mapping[str, Any]:
-    """What enters the key, by name: the arguments not ignored, or the input_key_fn's value."""
+    """What enters the key, by name: the arguments not ignored, or the input_key_fn's value
+    (already computed when ``arguments`` are the :class:`KeyedArguments` of the call's keys)."""
     options = marked.options
+    if isinstance(arguments, KeyedArguments):
+        return {"input_key_fn": arguments.key_value}
     if options.input_key_fn is not None:
         return {"input_key_fn": options.input_key_fn(*args, **kwargs)}
     if not options.ignore:
@@ -225,8 +229,8 @@ def explain_call(marked: MarkedCall, args: tuple[Any, ...], kwargs: dict[str, An
     from beautyspot.call import preview_of  # call imports this module
 
     spot, options = marked.spot, marked.options
-    input_id, key, _ = marked.keys(args, kwargs)
-    arguments = marked._arguments(args, kwargs)
+    input_id, key, bound = marked.keys(args, kwargs)
+    arguments = bound if isinstance(bound, KeyedArguments) else marked._arguments(args, kwargs)
     keyed = _keyed_arguments(marked, args, kwargs, arguments)
     entries = argument_entries(keyed, marked._plan.registered)
     ours = _Parts(options.version, marked.identity.fingerprint, input_id, key, entries)

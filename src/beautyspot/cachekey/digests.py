@@ -34,6 +34,7 @@ from beautyspot.cachekey.core import Unkeyable, Walk, encode
 
 __all__ = [
     "SHOWN_LIMIT",
+    "KeyedArguments",
     "argument_entries",
     "entries_equal",
     "entry_type",
@@ -60,6 +61,22 @@ class _Packer(threading.local):
 
 
 _PACKER = _Packer()
+
+
+class KeyedArguments(dict[str, Any]):
+    """A call's bound arguments and the value its ``input_key_fn`` returned for them: a miss
+    records that value (and ``explain`` shows it) without calling ``input_key_fn`` again.
+
+    >>> keyed = KeyedArguments({"path": "a.txt"}, key_value="a.txt:5:1700000000")
+    >>> dict(keyed), keyed.key_value
+    ({'path': 'a.txt'}, 'a.txt:5:1700000000')
+    """
+
+    __slots__ = ("key_value",)
+
+    def __init__(self, arguments: Mapping[str, Any], key_value: Any) -> None:
+        super().__init__(arguments)
+        self.key_value = key_value
 
 
 def argument_entries(arguments: Mapping[str, Any], registered: Any = None) -> dict[str, Any]:
