@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import sqlite3
@@ -27,6 +28,14 @@ def spot(workdir: Path) -> bs.Spot:
     created = bs.Spot("test")
     yield created
     created.close()
+
+
+@pytest.fixture
+def spawn(monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.SpawnContext:
+    """A spawn context whose children can import the test modules by their names (for
+    process targets defined in them): the repository's root is on their path."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    return multiprocessing.get_context("spawn")
 
 
 def service_unavailable(reason: str) -> None:

@@ -9,7 +9,6 @@ text, so the files built here stay the ones users have.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import re
 import sqlite3
@@ -469,14 +468,6 @@ def migrate_at_once(paths: list[str], name: str, other: str, start: Any, results
             if db is not None:
                 db.close()
     results.put(problems)
-
-
-@pytest.fixture
-def spawn(monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.SpawnContext:
-    """A spawn context whose children can import this module by its name (for targets)."""
-    root = Path(__file__).resolve().parents[__name__.count(".")]
-    monkeypatch.syspath_prepend(str(root))
-    return multiprocessing.get_context("spawn")
 
 
 def test_two_processes_open_one_version_1_file_at_once(spawn, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ as a user keeps teams apart) and drops it afterwards. The server is at
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import pickle
 import socket
@@ -244,14 +243,6 @@ def open_at_once(urls: list[str], name: str, start: Any, results: Any) -> None:
         except Exception as error:
             problems.append(f"{name}: {error!r}")
     results.put(problems)
-
-
-@pytest.fixture
-def spawn(monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.SpawnContext:
-    """A spawn context whose children can import this module by its name (for targets)."""
-    root = Path(__file__).resolve().parents[__name__.count(".")]
-    monkeypatch.syspath_prepend(str(root))
-    return multiprocessing.get_context("spawn")
 
 
 def test_processes_initialise_a_fresh_database_at_once(spawn: Any, admin: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import shutil
 import signal
@@ -87,14 +86,6 @@ def columns(path: Path, table: str = "tasks") -> list[str]:
 
 def user_version(path: Path) -> int:
     return raw_execute(path, "PRAGMA user_version")[0][0]
-
-
-@pytest.fixture
-def spawn(monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.SpawnContext:
-    """A spawn context whose children can import this module by its name (for targets)."""
-    root = Path(__file__).resolve().parents[__name__.count(".")]
-    monkeypatch.syspath_prepend(str(root))
-    return multiprocessing.get_context("spawn")
 
 
 @pytest.fixture

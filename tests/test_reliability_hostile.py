@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import multiprocessing
 import pickle
 import random
 import resource
@@ -269,13 +268,6 @@ def fuzz_decoder(seed: int, count: int, report: Any) -> None:
             "rss_growth_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before,
         }
     )
-
-
-@pytest.fixture
-def spawn(monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.SpawnContext:
-    """A spawn context whose children can import this module by its name."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[__name__.count(".")]))
-    return multiprocessing.get_context("spawn")
 
 
 def test_fuzzed_bytes_only_ever_raise_serialization_error(spawn: Any) -> None:

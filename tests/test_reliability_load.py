@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import multiprocessing
 import os
 import random
 import sqlite3
@@ -90,13 +89,6 @@ def hammer(db_path: str, seed: int, start: Any, results: Any) -> None:
             "twice": sorted(i for i, n in _executions.items() if n > 1)[:10],
         }
     )
-
-
-@pytest.fixture
-def spawn(monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.SpawnContext:
-    """A spawn context whose children can import this module by its name."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[__name__.count(".")]))
-    return multiprocessing.get_context("spawn")
 
 
 def test_many_processes_and_threads_on_overlapping_keys(spawn: Any, tmp_path: Path) -> None:
