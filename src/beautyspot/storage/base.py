@@ -109,6 +109,22 @@ def check_key(key: str) -> None:
         )
 
 
+def checked_location(key: str, data: object) -> str:
+    """Check what a ``save`` was given (a key that names one file, bytes to write) and return
+    where the store keeps it (:func:`fan_out_location`).
+
+    >>> checked_location("abc", b"x")
+    'ab/abc'
+    >>> checked_location("abc", "x")
+    Traceback (most recent call last):
+    TypeError: data must be bytes, not str
+    """
+    check_key(key)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    return fan_out_location(key)
+
+
 def fan_out_location(key: str) -> str:
     """Where a store keeps ``key``: ``<key[:2]>/<key>``, so no folder grows too large."""
     return f"{key[:2]}/{key}"

@@ -18,9 +18,8 @@ from beautyspot.errors import ConfigurationError, StorageError
 from beautyspot.storage.base import (
     BlobStat,
     BlobStorageBase,
-    check_key,
     check_location,
-    fan_out_location,
+    checked_location,
     is_fan_out_location,
 )
 
@@ -116,10 +115,7 @@ class FsspecStorage(BlobStorageBase):
 
     def save(self, key: str, data: bytes) -> str:
         """Write ``data`` under ``key`` atomically and return its relative location."""
-        check_key(key)
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        location = fan_out_location(key)
+        location = checked_location(key, data)
         path = self._path(location)
         try:
             if self.atomic_put:

@@ -15,8 +15,7 @@ from beautyspot.storage.base import (
     BLOB_NAME,
     BlobStat,
     BlobStorageBase,
-    check_key,
-    fan_out_location,
+    checked_location,
 )
 
 __all__ = ["LocalStorage", "make_private_dirs"]
@@ -89,14 +88,12 @@ class LocalStorage(BlobStorageBase):
         ...
         beautyspot.errors.StorageError: blob key '../x' is not allowed: ...
         """
-        check_key(key)
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        location = checked_location(key, data)
         try:
             self._write(key, data)
         except OSError as error:
             raise StorageError(f"cannot save blob {key!r} under {self.root}: {error}") from error
-        return fan_out_location(key)
+        return location
 
     def load(self, location: str) -> bytes:
         """The bytes at ``location``; ``FileNotFoundError`` when there are none.

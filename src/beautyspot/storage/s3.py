@@ -29,9 +29,8 @@ from beautyspot.errors import ConfigurationError, StorageError
 from beautyspot.storage.base import (
     BlobStat,
     BlobStorageBase,
-    check_key,
     check_location,
-    fan_out_location,
+    checked_location,
     is_fan_out_location,
 )
 
@@ -183,10 +182,7 @@ class S3Storage(BlobStorageBase):
 
     def save(self, key: str, data: bytes) -> str:
         """Upload ``data`` under ``key`` and return its location relative to the prefix."""
-        check_key(key)
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        location = fan_out_location(key)
+        location = checked_location(key, data)
         object_key = self._object_key(location)
         try:
             client = self._s3()
