@@ -647,12 +647,10 @@ def _ls_failures(store: _Store, args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    prefix = args.key.strip()
-    if not prefix:
-        raise _Exit(EXIT_USAGE, "give a key, or its first characters")
+    prefix = _key_prefix(args)
     serializer = _reading_serializer(args)
     with _Store(args) as store:
-        record = store.db.get(prefix) or _record_by_prefix(store, prefix)
+        record = _record_by_prefix(store, prefix)
         if record is not None:
             _print_record(record, _decode(record, store, serializer))
             return EXIT_OK
@@ -660,26 +658,37 @@ def _show(args: argparse.Namespace) -> int:
         if failure is not None:
             _print_failure(failure)
             return EXIT_OK
-        raise _Exit(
-            EXIT_NO_MATCH, f"{store.label}: no record's key starts with {prefix!r}{store.hint}"
-        )
+        raise _no_record(store, prefix)
 
 
 def _explain(args: argparse.Namespace) -> int:
-    prefix = args.key.strip()
-    if not prefix:
-        raise _Exit(EXIT_USAGE, "give a key, or its first characters")
+    prefix = _key_prefix(args)
     with _Store(args) as store:
-        record = store.db.get(prefix) or _record_by_prefix(store, prefix)
+        record = _record_by_prefix(store, prefix)
         if record is None:
-            raise _Exit(
-                EXIT_NO_MATCH, f"{store.label}: no record's key starts with {prefix!r}{store.hint}"
-            )
+            raise _no_record(store, prefix)
         print(_printable(str(explain_record(store.db, record)), keep_newlines=True))
     return EXIT_OK
 
 
+def _key_prefix(args: argparse.Namespace) -> str:
+    prefix = str(args.key).strip()
+    if not prefix:
+        raise _Exit(EXIT_USAGE, "give a key, or its first characters")
+    return prefix
+
+
+def _no_record(store: _Store, prefix: str) -> _Exit:
+    message = f"{store.label}: no record's key starts with {prefix!r}{store.hint}"
+    return _Exit(EXIT_NO_MATCH, message)
+
+
 def _record_by_prefix(store: _Store, prefix: str) -> Mapping[str, Any] | None:
+    """The record whose key is ``prefix``, or the one key starting with it (several: an
+    error listing them)."""
+    exact = store.db.get(prefix)
+    if exact is not None:
+        return exact
     keys = sorted(
         str(row["cache_key"])
         for row in _records(store.db)
